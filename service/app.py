@@ -1,0 +1,128 @@
+"""``create_app(settings)``: the aiohttp application and the resources its lifetime owns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+
+from aiohttp import web
+
+from . import openapi
+from .api import auth_middleware, error_middleware, setup_routes
+from .embedded import EmbeddedRedis
+from .errors import StoreUnavailable
+from .fingerprint import index_meta, lsh_params
+from .index import Store, connect
+from .keys import Keys
+from .metrics import Metrics
+from .pipeline import Pipeline
+from .prepare import Params, warm
+from .settings import Settings
+from .state import EXECUTOR, METRICS, OPENAPI, PIPELINE, REDIS_URL, SETTINGS, STORE
+
+log = logging.getLogger(__name__)
+
+
+def params_of(settings: Settings) -> Params:
+    return Params(
+        num_perm=settings.num_perm,
+        shingle_size=settings.shingle_size,
+        threshold=settings.dedup_threshold,
+    )
+
+
+def make_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: forking a process that runs an event loop and Redis connections
+    # copies their state into the children.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+async def warm_pool(executor: Executor, params: Params, workers: int) -> None:
+    """Start every worker and import trafilatura there before the first request arrives."""
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(executor, warm, params) for _ in range(workers)))
+
+
+def _store(settings: Settings, url: str) -> Store:
+    keys = Keys(settings.key_prefix, settings.articles_stream, settings.duplicates_stream)
+    return Store(
+        connect(url, timeout_s=settings.redis_timeout_s),
+        keys,
+        threshold=settings.dedup_threshold,
+        window_s=settings.dedup_window_s,
+        stream_maxlen=settings.stream_maxlen,
+        meta=index_meta(
+            num_perm=settings.num_perm,
+            shingle_size=settings.shingle_size,
+            threshold=settings.dedup_threshold,
+        ),
+    )
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        url = await asyncio.to_thread(embedded.start)
+    app[REDIS_URL] = url
+    store = _store(settings, url)
+    try:
+        await store.ensure_meta()
+    except StoreUnavailable as exc:
+        # Start anyway: /readyz says 503 and ingest answers 503 until Redis is back.
+        log.warning("redis not reachable at start-up", extra={"error": str(exc)})
+    app[STORE] = store
+    try:
+        yield
+    finally:
+        await store.client.aclose()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    params = params_of(settings)
+    owned = EXECUTOR not in app
+    if owned:
+        app[EXECUTOR] = make_pool(settings.worker_count)
+    executor = app[EXECUTOR]
+    await warm_pool(executor, params, settings.worker_count)
+    app[PIPELINE] = Pipeline(
+        app[STORE],
+        executor,
+        params,
+        workers=settings.worker_count,
+        max_batch_items=settings.max_batch_items,
+        metrics=app[METRICS],
+    )
+    try:
+        yield
+    finally:
+        if owned:
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+
+def create_app(settings: Settings, *, executor: Executor | None = None) -> web.Application:
+    """The application; pass ``executor`` to share one process pool between apps (tests)."""
+    # The body is read and size-checked by the handlers themselves (see api._read_body).
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=max(settings.max_body_bytes, settings.max_batch_body_bytes) + 1,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[OPENAPI] = openapi.build(settings)
+    if executor is not None:
+        app[EXECUTOR] = executor
+    bands, rows = lsh_params(settings.dedup_threshold, settings.num_perm)
+    log.debug("lsh parameters", extra={"bands": bands, "rows": rows})
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_pool_ctx)
+    setup_routes(app)
+    return app

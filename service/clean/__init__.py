@@ -1,0 +1,39 @@
+"""Cleaning: turn a raw scraped document into a title, body paragraphs and an audit trail.
+
+Everything in this package is pure and synchronous: it runs in the worker processes.
+``html.extract_html`` handles HTML (trafilatura, then the text rules over its output);
+``text.clean_text`` handles raw text. Both answer a :class:`Cleaned` or raise
+:class:`service.errors.RejectedContent` when nothing publishable is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """One segment cleaning took out, and why."""
+
+    text: str
+    layer: str  # "document" (repeats inside one article), "rules" (pattern library), "html"
+    reason: str  # stable rule name, e.g. "repeated_title", "read_more", "comment_form"
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    """The publishable part of a document."""
+
+    title: str | None
+    paragraphs: tuple[str, ...]
+    removed: tuple[Removed, ...] = ()
+    author: str | None = None
+    published_at: str | None = None  # as found in the document; the API validates its own field
+    sitename: str | None = None
+    language: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The body as one string, paragraphs separated by blank lines."""
+        return "\n\n".join(self.paragraphs)

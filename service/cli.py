@@ -1,0 +1,417 @@
+"""The ``news-ingest`` command: serve, ingest, tail, index-info, reset.
+
+Flags override ``NEWS_INGEST_*`` environment variables, which override the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import ValidationError
+
+from . import logs
+from .embedded import recorded_url
+from .fingerprint import lsh_params, match_probability
+from .loader import Record, load
+from .models import parse_event
+from .prepare import ItemError
+from .settings import Settings
+from .state import PIPELINE, REDIS_URL, SETTINGS
+
+log = logging.getLogger("service.cli")
+
+# argparse dest -> Settings field, for the flags every command shares.
+_SETTING_FLAGS = {
+    "host": "host",
+    "port": "port",
+    "redis_url": "redis_url",
+    "data_dir": "data_dir",
+    "key_prefix": "key_prefix",
+    "workers": "workers",
+    "log_level": "log_level",
+}
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, *names: str) -> None:
+    helps = {
+        "host": "interface to bind (NEWS_INGEST_HOST)",
+        "port": "HTTP port (NEWS_INGEST_PORT)",
+        "redis_url": "Redis URL; unset starts the embedded server (NEWS_INGEST_REDIS_URL)",
+        "data_dir": "embedded server data directory (NEWS_INGEST_DATA_DIR)",
+        "key_prefix": "prefix of every Redis key (NEWS_INGEST_KEY_PREFIX)",
+        "workers": "CPU worker processes, 0 = one per core (NEWS_INGEST_WORKERS)",
+        "log_level": "DEBUG, INFO, WARNING or ERROR (NEWS_INGEST_LOG_LEVEL)",
+    }
+    types: dict[str, Any] = {"port": int, "workers": int, "data_dir": Path}
+    for name in names:
+        parser.add_argument(
+            "--" + name.replace("_", "-"), dest=name, type=types.get(name, str), help=helps[name]
+        )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {
+        field: getattr(args, dest)
+        for dest, field in _SETTING_FLAGS.items()
+        if getattr(args, dest, None) is not None
+    }
+    return Settings(**overrides)
+
+
+class Summary:
+    """Counts of what an ingest run got back."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.errors: list[str] = []
+
+    def add(self, origin: str, result: dict[str, Any]) -> None:
+        if "error" in result:
+            self.counts["errors"] += 1
+            err = result["error"]
+            self.errors.append(f"{origin}: {err.get('code')}: {err.get('message')}")
+        elif result.get("replayed"):
+            self.counts["replayed"] += 1
+        else:
+            self.counts[str(result.get("status"))] += 1
+
+    def add_local_error(self, record: Record) -> None:
+        self.counts["errors"] += 1
+        self.errors.append(f"{record.origin}: {record.error}")
+
+    def render(self) -> str:
+        order = ("unique", "duplicate", "updated", "replayed", "errors")
+        line = ", ".join(f"{k} {self.counts.get(k, 0)}" for k in order)
+        shown = "".join(f"\n  {e}" for e in self.errors[:20])
+        more = f"\n  ... and {len(self.errors) - 20} more" if len(self.errors) > 20 else ""
+        return line + shown + more
+
+
+def _ndjson(records: Sequence[Record]) -> bytes:
+    return b"".join(json.dumps(r.article, ensure_ascii=False).encode() + b"\n" for r in records)
+
+
+async def post_records(
+    records: Sequence[Record],
+    *,
+    url: str,
+    batch_size: int,
+    api_key: str | None,
+    dry_run: bool,
+    progress: bool,
+) -> Summary:
+    """Post records in NDJSON batches to a running service."""
+    from tqdm import tqdm
+
+    summary = Summary()
+    good = [r for r in records if r.article is not None]
+    for bad in (r for r in records if r.article is None):
+        summary.add_local_error(bad)
+    headers = {"Content-Type": "application/x-ndjson"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    endpoint = url.rstrip("/") + "/v1/articles/batch" + ("?dry_run=true" if dry_run else "")
+    timeout = aiohttp.ClientTimeout(total=600)
+    with tqdm(total=len(good), unit="article", disable=not progress, file=sys.stderr) as bar:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for start in range(0, len(good), batch_size):
+                chunk = good[start : start + batch_size]
+                async with session.post(endpoint, data=_ndjson(chunk), headers=headers) as resp:
+                    body = await resp.json(content_type=None)
+                if "results" in body:
+                    for record, result in zip(chunk, body["results"], strict=True):
+                        summary.add(record.origin, result)
+                else:
+                    for record in chunk:
+                        summary.add(record.origin, body)
+                bar.update(len(chunk))
+    return summary
+
+
+async def ingest_in_process(app: web.Application, records: Sequence[Record]) -> Summary:
+    """Ingest records through the app's own pipeline (``serve --seed-dir``)."""
+    summary = Summary()
+    good = [r for r in records if r.article is not None]
+    for bad in (r for r in records if r.article is None):
+        summary.add_local_error(bad)
+    pipeline = app[PIPELINE]
+    size = app[SETTINGS].max_batch_items
+    for start in range(0, len(good), size):
+        chunk = good[start : start + size]
+        outcomes = await pipeline.ingest_batch(_ndjson(chunk), ndjson=True, dry_run=False)
+        for record, outcome in zip(chunk, outcomes, strict=True):
+            if isinstance(outcome, ItemError):
+                summary.add(
+                    record.origin, {"error": {"code": outcome.code, "message": outcome.message}}
+                )
+            else:
+                summary.add(record.origin, outcome.model_dump())
+    return summary
+
+
+def _seed_ctx(seed_dir: Path) -> Any:
+    async def seed(app: web.Application) -> AsyncIterator[None]:
+        async def run() -> None:
+            records = load([seed_dir])
+            try:
+                summary = await ingest_in_process(app, records)
+            except Exception:
+                log.exception("seeding failed", extra={"seed_dir": str(seed_dir)})
+                return
+            print(
+                f"seeded {len(records)} records from {seed_dir}: {summary.render()}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        task = asyncio.create_task(run())
+        yield
+        if not task.done():
+            task.cancel()
+
+    return seed
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    settings = settings_from(args)
+    logs.setup(settings.log_level)
+    app = create_app(settings)
+    if args.seed_dir is not None:
+        if not args.seed_dir.is_dir():
+            print(f"--seed-dir {args.seed_dir}: not a directory", file=sys.stderr)
+            return 2
+        app.cleanup_ctx.append(_seed_ctx(args.seed_dir))
+
+    async def announce(app: web.Application) -> None:
+        print(
+            f"news-ingest listening on http://{settings.host}:{settings.port} "
+            f"(redis {app[REDIS_URL]}, prefix {settings.key_prefix!r})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    app.on_startup.append(announce)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=float(args.grace_s),
+        access_log=None,
+    )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    records = load(args.paths)
+    if not records:
+        print("no .txt, .html, .json or .jsonl files found", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(
+            post_records(
+                records,
+                url=args.url,
+                batch_size=args.batch_size,
+                api_key=args.api_key,
+                dry_run=args.dry_run,
+                progress=not args.quiet,
+            )
+        )
+    except aiohttp.ClientError as exc:
+        print(f"cannot reach the service at {args.url}: {exc}", file=sys.stderr)
+        return 1
+    print(summary.render())
+    return 1 if summary.counts.get("errors") else 0
+
+
+def _redis_url_for_tools(settings: Settings) -> str:
+    url = settings.redis_url or recorded_url(settings.data_dir)
+    if url is None:
+        raise SystemExit(
+            "no Redis URL: set NEWS_INGEST_REDIS_URL / --redis-url, or start "
+            f"`news-ingest serve` (its embedded server records its URL in {settings.data_dir})"
+        )
+    return url
+
+
+def _describe(event_type: str, entry_id: str, data: str) -> str:
+    try:
+        event = parse_event(event_type, data)
+    except (ValueError, ValidationError) as exc:
+        return f"{entry_id} {event_type} (undecodable: {exc})"
+    if event.type == "article.duplicate":
+        return (
+            f"{entry_id} {event.type} {event.id} -> {event.duplicate_of} "
+            f"({event.relation}, similarity {event.similarity:.2f}, {event.source})"
+        )
+    art = event.article
+    return (
+        f"{entry_id} {event.type} {event.id} {art.title!r} ({art.source}, {art.word_count} words)"
+    )
+
+
+async def _tail(settings: Settings, args: argparse.Namespace) -> None:
+    import redis.asyncio as aioredis
+
+    from .keys import Keys
+
+    keys = Keys(settings.key_prefix, settings.articles_stream, settings.duplicates_stream)
+    streams = {
+        "articles": [keys.articles_stream],
+        "duplicates": [keys.duplicates_stream],
+        "all": [keys.articles_stream, keys.duplicates_stream],
+    }[args.stream]
+    start = "0" if args.from_start else "$"
+    cursors: dict[Any, Any] = dict.fromkeys(streams, start)
+    seen = 0
+    async with aioredis.Redis.from_url(
+        _redis_url_for_tools(settings), decode_responses=True
+    ) as client:
+        if start == "$":
+            # Resolve "$" once, so events between two reads are not skipped.
+            for stream in streams:
+                info = await client.xinfo_stream(stream) if await client.exists(stream) else None
+                cursors[stream] = info["last-generated-id"] if info else "0"
+        while args.count is None or seen < args.count:
+            response: Any = await client.xread(cursors, block=1000, count=100)
+            for name, entries in response or []:
+                for entry_id, fields in entries:
+                    cursors[name] = entry_id
+                    if args.json:
+                        line = json.dumps({"stream": name, "entry_id": entry_id, **fields})
+                    else:
+                        line = _describe(fields.get("type", ""), entry_id, fields.get("data", ""))
+                    print(line, flush=True)
+                    seen += 1
+                    if args.count is not None and seen >= args.count:
+                        return
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        asyncio.run(_tail(settings, args))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def cmd_index_info(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    bands, rows = lsh_params(settings.dedup_threshold, settings.num_perm)
+    print(
+        f"threshold {settings.dedup_threshold}, num_perm {settings.num_perm}, "
+        f"shingle_size {settings.shingle_size} words"
+    )
+    print(f"LSH: {bands} bands x {rows} rows; candidates are verified by their signature")
+    print("similarity  P(candidate)")
+    for step in range(0, 21):
+        s = step / 20
+        p = match_probability(s, bands, rows)
+        print(f"  {s:4.2f}      {p:6.4f}  {'#' * round(p * 40)}")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    import redis.asyncio as aioredis
+
+    from .index import Store, connect
+    from .keys import Keys
+
+    settings = settings_from(args)
+    if not args.yes:
+        print(
+            f"this deletes every key under prefix {settings.key_prefix!r}; add --yes",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def run() -> int:
+        client: aioredis.Redis = connect(_redis_url_for_tools(settings), timeout_s=5.0)
+        keys = Keys(settings.key_prefix, settings.articles_stream, settings.duplicates_stream)
+        store = Store(
+            client,
+            keys,
+            threshold=settings.dedup_threshold,
+            window_s=settings.dedup_window_s,
+            stream_maxlen=settings.stream_maxlen,
+            meta={},
+        )
+        try:
+            return await store.reset()
+        finally:
+            await client.aclose()
+
+    print(f"deleted {asyncio.run(run())} keys")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="news-ingest", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    _add_settings_flags(serve, *_SETTING_FLAGS)
+    serve.add_argument("--seed-dir", type=Path, help="ingest the files of DIR after start-up")
+    serve.add_argument(
+        "--grace-s",
+        type=float,
+        default=10.0,
+        help="seconds in-flight requests get to finish on SIGTERM",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    ingest = sub.add_parser("ingest", help="post files to a running service")
+    ingest.add_argument(
+        "paths", nargs="+", type=Path, help=".txt, .html, .json, .jsonl files or directories"
+    )
+    ingest.add_argument("--url", default="http://127.0.0.1:8080", help="service base URL")
+    ingest.add_argument("--batch-size", type=int, default=200)
+    ingest.add_argument("--api-key", default=None)
+    ingest.add_argument("--dry-run", action="store_true", help="decide, store nothing")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest.set_defaults(func=cmd_ingest)
+
+    tail = sub.add_parser("tail", help="print events as they arrive")
+    _add_settings_flags(tail, "redis_url", "data_dir", "key_prefix")
+    tail.add_argument("--stream", choices=["articles", "duplicates", "all"], default="all")
+    tail.add_argument("--from-start", action="store_true", help="print the stream's history too")
+    tail.add_argument("--count", type=int, default=None, help="stop after N events")
+    tail.add_argument("--json", action="store_true", help="raw entries as JSON lines")
+    tail.set_defaults(func=cmd_tail)
+
+    info = sub.add_parser("index-info", help="LSH parameters and their match curve")
+    info.set_defaults(func=cmd_index_info)
+
+    reset = sub.add_parser("reset", help="delete every key of the prefix")
+    _add_settings_flags(reset, "redis_url", "data_dir", "key_prefix")
+    reset.add_argument("--yes", action="store_true")
+    reset.set_defaults(func=cmd_reset)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ValidationError as exc:
+        print(f"invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Fingerprints of a cleaned body: exact hash, word shingles, MinHash signature, LSH bands.
+
+Pure and synchronous; runs in the worker processes. Signatures are datasketch ``MinHash``
+values (scheme ``affine32``), so anything stored can be checked with datasketch itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import xxhash
+from datasketch import MinHash
+
+# Bump when normalisation or tokenisation changes: stored signatures stop being comparable.
+TOKENIZER_VERSION = "casefold-words-v1"
+MINHASH_SCHEME = "affine32"
+MINHASH_SEED = 1
+SHINGLE_HASH = "xxh32-seed0"
+
+_QUOTES = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+        "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
+        "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u00a0": " ",
+    }
+)  # fmt: skip
+_WS = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
+
+
+def normalise(text: str) -> str:
+    """The canonical form of a body for hashing: NFC, plain quotes and dashes, casefolded,
+    whitespace collapsed. Two bodies that differ only in those respects hash alike."""
+    text = unicodedata.normalize("NFC", text).translate(_QUOTES).casefold()
+    return _WS.sub(" ", text).strip()
+
+
+def content_hash(normalised: str) -> str:
+    """sha256 of the normalised body, hex."""
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def words(normalised: str) -> list[str]:
+    return _WORD.findall(normalised)
+
+
+def shingles(tokens: Sequence[str], size: int) -> set[bytes]:
+    """Distinct word ``size``-grams; a text shorter than ``size`` words is one shingle."""
+    if not tokens:
+        return set()
+    if len(tokens) <= size:
+        return {" ".join(tokens).encode("utf-8")}
+    return {" ".join(tokens[i : i + size]).encode("utf-8") for i in range(len(tokens) - size + 1)}
+
+
+def _shingle_hash(data: bytes) -> int:
+    return int(xxhash.xxh32_intdigest(data))
+
+
+@cache
+def _template(num_perm: int) -> MinHash:
+    # Permutation parameters depend only on (num_perm, seed); make them once per process.
+    return MinHash(num_perm=num_perm, seed=MINHASH_SEED, hashfunc=_shingle_hash, scheme="affine32")
+
+
+def minhash(items: set[bytes], num_perm: int) -> MinHash:
+    """datasketch MinHash of a shingle set."""
+    template = _template(num_perm)
+    mh = MinHash(
+        seed=MINHASH_SEED,
+        hashfunc=_shingle_hash,
+        permutations=template.permutations,
+        num_perm=num_perm,
+        scheme="affine32",
+    )
+    if items:
+        mh.update_batch(list(items))
+    return mh
+
+
+def signature_bytes(mh: MinHash) -> bytes:
+    """The signature as packed little-endian uint32, the form the Lua script compares."""
+    return np.asarray(mh.hashvalues, dtype="<u4").tobytes()
+
+
+def signature_from_bytes(data: bytes) -> MinHash:
+    values = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    return MinHash(
+        seed=MINHASH_SEED,
+        hashfunc=_shingle_hash,
+        hashvalues=values,
+        permutations=_template(len(values)).permutations,
+        scheme="affine32",
+    )
+
+
+def band_digests(sig: bytes, bands: int, rows: int) -> list[str]:
+    """One bucket digest per band: xxh3-64 of the band's packed rows, hex."""
+    step = rows * 4
+    return [xxhash.xxh3_64_hexdigest(sig[i * step : (i + 1) * step]) for i in range(bands)]
+
+
+def estimated_jaccard(a: bytes, b: bytes) -> float:
+    """Fraction of equal signature positions: what the Lua script computes server-side."""
+    va = np.frombuffer(a, dtype="<u4")
+    vb = np.frombuffer(b, dtype="<u4")
+    if len(va) != len(vb):
+        raise ValueError(f"signatures differ in length: {len(va)} vs {len(vb)} permutations")
+    return float(np.count_nonzero(va == vb)) / len(va)
+
+
+def _collision_probability(s: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    result: np.ndarray = 1.0 - (1.0 - s**rows) ** bands
+    return result
+
+
+def match_probability(similarity: float, bands: int, rows: int) -> float:
+    """Probability that two sets of this Jaccard similarity share at least one bucket."""
+    return float(_collision_probability(np.array(similarity), bands, rows))
+
+
+@cache
+def lsh_params(threshold: float, num_perm: int, min_recall: float = 0.97) -> tuple[int, int]:
+    """Bands and rows: the most rows per band (fewest candidates) that still make a pair at
+    exactly ``threshold`` share a bucket with probability ``min_recall`` or more.
+
+    Recall is what matters: every candidate is verified against its stored signature, so a
+    false candidate costs one comparison, while a missed one publishes a story twice.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if num_perm < 2:
+        raise ValueError(f"num_perm must be at least 2 for LSH banding, got {num_perm}")
+    best = (num_perm, 1)  # one row per band: every shared value is a candidate
+    for rows in range(1, num_perm // 2 + 1):
+        bands = num_perm // rows
+        if match_probability(threshold, bands, rows) >= min_recall:
+            best = (bands, rows)
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    content_hash: str
+    signature: bytes
+    bands: list[str]
+    shingle_count: int
+    word_count: int
+
+
+def fingerprint(body: str, *, num_perm: int, shingle_size: int, threshold: float) -> Fingerprint:
+    """Everything the index needs to decide on a cleaned body."""
+    norm = normalise(body)
+    tokens = words(norm)
+    items = shingles(tokens, shingle_size)
+    sig = signature_bytes(minhash(items, num_perm))
+    bands, rows = lsh_params(threshold, num_perm)
+    return Fingerprint(
+        content_hash=content_hash(norm),
+        signature=sig,
+        bands=band_digests(sig, bands, rows),
+        shingle_count=len(items),
+        word_count=len(tokens),
+    )
+
+
+def index_meta(*, num_perm: int, shingle_size: int, threshold: float) -> dict[str, str]:
+    """The parameters stored beside the index; signatures made otherwise are not comparable."""
+    bands, rows = lsh_params(threshold, num_perm)
+    return {
+        "scheme": MINHASH_SCHEME,
+        "seed": str(MINHASH_SEED),
+        "shingle_hash": SHINGLE_HASH,
+        "tokenizer": TOKENIZER_VERSION,
+        "num_perm": str(num_perm),
+        "shingle_size": str(shingle_size),
+        "bands": str(bands),
+        "rows": str(rows),
+        "datasketch": "2.0.0",
+    }

@@ -1,0 +1,237 @@
+"""The Redis side: the LSH index, the atomic decide-and-publish step, stored articles.
+
+Every Redis command of the ingest path goes through :class:`Store`; its Lua scripts live in
+``scripts/`` beside this module. Redis-py exceptions are translated here into
+:class:`StoreUnavailable` so the API can answer 503 without knowing redis-py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Sequence
+from importlib import resources
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .errors import IndexMismatch, StoreUnavailable
+from .keys import Keys
+from .models import ArticlePayload, Decision, StoredArticle
+from .prepare import Prepared
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A bucket holding more ids than this is a template or a spam wave, not a story; checking
+# its newest entries keeps one decision's cost bounded whatever the index holds.
+MAX_CANDIDATES_PER_BUCKET = 64
+
+
+def _script(name: str) -> str:
+    return resources.files("service").joinpath("scripts", name).read_text(encoding="utf-8")
+
+
+def connect(url: str, *, timeout_s: float) -> aioredis.Redis:
+    """A client whose failures surface fast: an outage must turn into a 503, not a hang.
+
+    One retry covers a pooled connection that a Redis restart left dead; retrying the
+    decide step is safe because a replay of an accepted article publishes nothing.
+    """
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=min(timeout_s, 1.0),
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=30,
+    )
+
+
+class _Script:
+    """A Lua script called by its SHA, loaded again when the server has lost it."""
+
+    def __init__(self, name: str) -> None:
+        self.source = _script(name)
+        self.sha = hashlib.sha1(self.source.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+    async def load(self, client: aioredis.Redis) -> None:
+        await client.script_load(self.source)
+
+
+class Store:
+    """The index and streams of one key prefix on one Redis."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        *,
+        threshold: float,
+        window_s: int,
+        stream_maxlen: int,
+        meta: dict[str, str],
+    ) -> None:
+        self.client = client
+        self.meta = meta
+        self._meta_checked = False
+        self.keys = keys
+        self.threshold = threshold
+        self.window_ms = window_s * 1000
+        self.stream_maxlen = stream_maxlen
+        self._decide = _Script("decide.lua")
+        self._init_meta = _Script("init_meta.lua")
+
+    async def ping(self) -> None:
+        try:
+            await self.client.ping()
+        except RedisError as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    async def ensure_meta(self) -> dict[str, str]:
+        """Record the fingerprint parameters of a new index; refuse to mix with other ones."""
+        meta = self.meta
+        args = [v for pair in sorted(meta.items()) for v in pair]
+        try:
+            raw = await self._call(self._init_meta, [self.keys.index_meta], args)
+        except ResponseError as exc:
+            raise StoreUnavailable(f"Redis refused the index setup: {exc}") from exc
+        recorded = {raw[i].decode(): raw[i + 1].decode() for i in range(0, len(raw), 2)}
+        differing = {k: (recorded.get(k), v) for k, v in meta.items() if recorded.get(k) != v}
+        if differing:
+            listed = ", ".join(
+                f"{k}: index has {a!r}, settings say {b!r}"
+                for k, (a, b) in sorted(differing.items())
+            )
+            raise IndexMismatch(
+                f"the index under prefix {self.keys.prefix!r} was built with other fingerprint "
+                f"parameters ({listed}). Signatures made differently are not comparable: use "
+                "the recorded parameters, another key_prefix, or `news-ingest reset` to drop it."
+            )
+        self._meta_checked = True
+        return recorded
+
+    async def _call(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        try:
+            try:
+                return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await script.load(self.client)
+                return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    def _decide_call(self, item: Prepared, dry_run: bool) -> tuple[list[str], list[Any]]:
+        k = self.keys
+        keys = [
+            k.article(item.id),
+            k.content_hash(item.content_hash),
+            k.articles_stream,
+            k.duplicates_stream,
+            k.signature(item.id),
+            *(k.band(i, digest) for i, digest in enumerate(item.bands)),
+        ]
+        args: list[Any] = [
+            k.ns,
+            item.id,
+            item.request_hash,
+            item.content_hash,
+            item.signature,
+            repr(self.threshold),
+            self.window_ms,
+            self.stream_maxlen,
+            "1" if dry_run else "0",
+            item.payload_json,
+            item.source,
+            item.url or "",
+            MAX_CANDIDATES_PER_BUCKET,
+        ]
+        return keys, args
+
+    async def decide_many(self, items: Sequence[Prepared], *, dry_run: bool) -> list[Decision]:
+        """Decide on each article in order, in one round trip.
+
+        The script calls run one after another on the server, so a later item of the batch
+        is checked against the earlier ones it already indexed.
+        """
+        if not items:
+            return []
+        if not self._meta_checked:
+            await self.ensure_meta()
+        calls = [self._decide_call(item, dry_run) for item in items]
+        results = await self._pipeline(calls)
+        if any(isinstance(r, NoScriptError) for r in results):
+            # The server lost its scripts (a restart, SCRIPT FLUSH). An item refused with
+            # NOSCRIPT did nothing, so running it again cannot publish twice. A server that
+            # lost its scripts may have lost its data too: record the index meta again.
+            self._meta_checked = False
+            await self.ensure_meta()
+            await self._wrap(self._decide.load(self.client))
+            retry_at = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            again = await self._pipeline([calls[i] for i in retry_at])
+            for i, r in zip(retry_at, again, strict=True):
+                results[i] = r
+        decisions = []
+        for r in results:
+            if isinstance(r, Exception):
+                raise StoreUnavailable(f"the decide step failed: {r}") from r
+            decision_json, replayed = r
+            decision = Decision.model_validate_json(decision_json)
+            decision.replayed = bool(replayed)
+            decisions.append(decision)
+        return decisions
+
+    async def _pipeline(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        async def run() -> list[Any]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    pipe.evalsha(self._decide.sha, len(keys), *keys, *args)
+                result: list[Any] = await pipe.execute(raise_on_error=False)
+                return result
+
+        return await self._wrap(run())
+
+    async def _wrap(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    async def get_article(self, article_id: str) -> StoredArticle | None:
+        """The stored article and its decision, or None when unknown or expired."""
+        raw = await self._wrap(
+            self.client.hmget(self.keys.article(article_id), ["decision", "article"])
+        )
+        if raw[0] is None or raw[1] is None:
+            return None
+        return StoredArticle(
+            decision=Decision.model_validate_json(raw[0]),
+            article=ArticlePayload.model_validate_json(raw[1]),
+        )
+
+    async def stream_lengths(self) -> dict[str, int]:
+        pipe_result = await self._wrap(self._xlens())
+        return {
+            self.keys.articles_stream: int(pipe_result[0]),
+            self.keys.duplicates_stream: int(pipe_result[1]),
+        }
+
+    async def _xlens(self) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.keys.articles_stream)
+            pipe.xlen(self.keys.duplicates_stream)
+            result: list[Any] = await pipe.execute()
+            return result
+
+    async def reset(self) -> int:
+        """Delete every key of this prefix; answers how many went."""
+        deleted = 0
+        async for key in self.client.scan_iter(match=self.keys.all_pattern(), count=1000):
+            deleted += int(await self._wrap(self.client.unlink(key)))
+        return deleted

@@ -1,0 +1,43 @@
+"""Prometheus metrics, in a registry of their own so several apps (tests) can coexist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.articles = Counter(
+            "news_ingest_articles_total",
+            "Articles decided, by status and relation.",
+            ["status", "relation"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "news_ingest_rejected_total", "Articles refused, by error code.", ["code"], registry=r
+        )
+        self.removed = Counter(
+            "news_ingest_cleaning_removed_total",
+            "Segments removed by cleaning, by layer.",
+            ["layer"],
+            registry=r,
+        )
+        self.requests = Histogram(
+            "news_ingest_request_seconds",
+            "HTTP request latency, by route and status.",
+            ["route", "method", "status"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "news_ingest_redis_errors_total", "Redis calls that failed.", registry=r
+        )
+        self.pool_pending = Gauge(
+            "news_ingest_pool_pending", "CPU tasks submitted and not yet finished.", registry=r
+        )

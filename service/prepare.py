@@ -1,0 +1,266 @@
+"""The CPU-bound half of the pipeline: parse -> validate -> clean -> fingerprint.
+
+Everything here is synchronous and runs in the worker processes, so the event loop never
+parses a large body, extracts HTML or hashes shingles. Functions answer picklable values:
+a :class:`Prepared` article or an :class:`ItemError`, never an exception for one bad item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .clean import Cleaned
+from .clean.html import extract_html
+from .clean.text import clean_text
+from .errors import InputError, RejectedContent
+from .fingerprint import fingerprint
+from .models import ArticleIn, ArticlePayload
+from .urls import host_of, normalise_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """What the workers need to know of the settings."""
+
+    num_perm: int
+    shingle_size: int
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """One article that cannot be accepted, with the HTTP status it deserves."""
+
+    status: int
+    code: str
+    message: str
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An article ready for the index: its id, hashes, signature and rendered payload."""
+
+    id: str
+    request_hash: str
+    content_hash: str
+    signature: bytes
+    bands: list[str]
+    source: str
+    url: str | None
+    payload_json: str
+    removed: list[tuple[str, str, str]]  # (text, layer, reason), for dry runs
+
+
+def decode_body(raw: bytes) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            400,
+            "invalid_utf8",
+            f"request body is not valid UTF-8 (byte offset {exc.start})",
+            [{"field": "body", "position": exc.start}],
+        ) from exc
+    return text.removeprefix("\ufeff")
+
+
+def loads(text: str, what: str = "request body") -> Any:
+    """json.loads with the failures a client can cause turned into 400s."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            400,
+            "malformed_json",
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            [{"field": "body", "line": exc.lineno, "column": exc.colno}],
+        ) from exc
+    except RecursionError as exc:
+        raise InputError(
+            400, "json_too_deep", f"{what} nests JSON too deeply", [{"field": "body"}]
+        ) from exc
+
+
+def parse_single(raw: bytes) -> Any:
+    """The decoded JSON of a one-article request; raises :class:`InputError` for the body."""
+    return loads(decode_body(raw))
+
+
+def parse_batch(raw: bytes, *, ndjson: bool, max_items: int) -> list[Any]:
+    """The items of a batch request (a JSON array, or one JSON object per line).
+
+    A malformed NDJSON line fails only its own item: it comes back as an :class:`ItemError`.
+    """
+    text = decode_body(raw)
+    items: list[Any]
+    if ndjson:
+        lines = [line for line in text.splitlines() if line.strip()]
+        _check_count(len(lines), max_items)
+        items = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                items.append(loads(line, f"line {number}"))
+            except InputError as exc:
+                items.append(ItemError(exc.status, exc.code, exc.message, exc.details))
+        return items
+    parsed = loads(text)
+    if not isinstance(parsed, list):
+        raise InputError(
+            422,
+            "validation_error",
+            "a batch is a JSON array of articles (or NDJSON with Content-Type "
+            "application/x-ndjson)",
+            [{"field": "body", "message": f"expected an array, got {type(parsed).__name__}"}],
+        )
+    _check_count(len(parsed), max_items)
+    return parsed
+
+
+def _check_count(count: int, max_items: int) -> None:
+    if count == 0:
+        raise InputError(422, "empty_batch", "the batch holds no articles", [{"field": "body"}])
+    if count > max_items:
+        raise InputError(
+            413,
+            "too_many_items",
+            f"the batch holds {count} articles; at most {max_items} are accepted per request",
+            [{"field": "body", "limit": max_items, "count": count}],
+        )
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as ``{"field", "message", "type"}``, without echoing the input."""
+    details = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        if not loc:
+            # The only object-level rule names its fields in its message.
+            loc = "text" if "'text' or 'html'" in err["msg"] else "body"
+        message = err["msg"].removeprefix("Value error, ")
+        details.append({"field": loc, "message": message, "type": err["type"]})
+    return details
+
+
+def validate(obj: Any) -> ArticleIn | ItemError:
+    try:
+        return ArticleIn.model_validate(obj)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        fields = ", ".join(sorted({d["field"] for d in details}))
+        return ItemError(422, "validation_error", f"invalid article: check {fields}", details)
+
+
+def request_hash(article: ArticleIn) -> str:
+    canonical = json.dumps(
+        article.model_dump(exclude_none=True), sort_keys=True, ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _clean(article: ArticleIn) -> Cleaned:
+    if article.html is not None:
+        return extract_html(article.html, article.url, article.title)
+    return clean_text(article.text or "", article.title)
+
+
+def derive_id(article: ArticleIn, content_hash: str) -> str:
+    """The client's id, else one derived from the normalised url, else from the body."""
+    if article.id is not None:
+        return article.id
+    if article.url is not None:
+        digest = hashlib.sha256(normalise_url(article.url).encode("utf-8")).hexdigest()
+        return f"u-{digest[:32]}"
+    return f"c-{content_hash[:32]}"
+
+
+def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
+    """Clean and fingerprint one validated article."""
+    try:
+        cleaned = _clean(article)
+    except RejectedContent as exc:
+        return ItemError(
+            422, exc.reason, exc.message, [{"field": exc.field, "message": exc.message}]
+        )
+    fp = fingerprint(
+        cleaned.text,
+        num_perm=params.num_perm,
+        shingle_size=params.shingle_size,
+        threshold=params.threshold,
+    )
+    if fp.word_count == 0:
+        # Punctuation or symbols only: nothing to index or to read.
+        field_name = "html" if article.html is not None else "text"
+        message = "no words left after cleaning"
+        return ItemError(422, "empty_after_cleaning", message, [{"field": field_name}])
+    source = article.source or (host_of(article.url) if article.url else None) or "unknown"
+    counts: dict[str, int] = {}
+    for seg in cleaned.removed:
+        counts[seg.layer] = counts.get(seg.layer, 0) + 1
+    payload = ArticlePayload(
+        title=cleaned.title,
+        text=cleaned.text,
+        source=source,
+        url=article.url,
+        published_at=article.published_at or cleaned.published_at,
+        language=article.language or cleaned.language,
+        author=cleaned.author,
+        sitename=cleaned.sitename,
+        word_count=fp.word_count,
+        content_hash=fp.content_hash,
+        removed_counts=counts,
+    )
+    return Prepared(
+        id=derive_id(article, fp.content_hash),
+        request_hash=request_hash(article),
+        content_hash=fp.content_hash,
+        signature=fp.signature,
+        bands=fp.bands,
+        source=source,
+        url=article.url,
+        payload_json=payload.model_dump_json(),
+        removed=[(seg.text, seg.layer, seg.reason) for seg in cleaned.removed],
+    )
+
+
+def prepare_items(items: list[Any], params: Params) -> list[Prepared | ItemError]:
+    """Validate, clean and fingerprint parsed items; each fails alone."""
+    results: list[Prepared | ItemError] = []
+    for obj in items:
+        if isinstance(obj, ItemError):
+            results.append(obj)
+            continue
+        article = validate(obj)
+        if isinstance(article, ItemError):
+            results.append(article)
+            continue
+        try:
+            results.append(prepare_article(article, params))
+        except Exception:  # one pathological document must not fail its whole batch
+            log.exception("unexpected failure preparing an article")
+            results.append(
+                ItemError(422, "unprocessable", "the article could not be processed", [])
+            )
+    return results
+
+
+def prepare_single(raw: bytes, params: Params) -> Prepared | ItemError:
+    """Parse and prepare a one-article request body; body errors raise InputError."""
+    return prepare_items([parse_single(raw)], params)[0]
+
+
+def warm(params: Params) -> int:
+    """Import and exercise everything once, so the first request is not the slow one."""
+    import os
+
+    sample = "Warm-up article body. " * 20
+    prepare_items([{"text": sample}], params)
+    return os.getpid()

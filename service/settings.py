@@ -1,0 +1,118 @@
+"""Configuration: one settings class, read from ``NEWS_INGEST_*`` variables, overridden by flags."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Keys are built as "<prefix>:<name>"; a prefix is either plain or one Redis Cluster hash tag
+# "{tag}" (optionally followed by more text), which pins every key to one slot.
+_PREFIX_RE = re.compile(r"^(\{[A-Za-z0-9._-]+\})?[A-Za-z0-9._:-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service. Each field can be set as ``NEWS_INGEST_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWS_INGEST_", extra="ignore", validate_default=True
+    )
+
+    host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (0 picks a free one).")
+    redis_url: str | None = Field(
+        None,
+        description="redis://, rediss:// or unix:// URL. Unset: start the embedded Valkey server.",
+    )
+    data_dir: Path = Field(
+        Path(".news-ingest"), description="Where the embedded server keeps its data (AOF)."
+    )
+    key_prefix: str = Field(
+        "news",
+        description="Prefix of every key and stream; '{news}' keeps them in one Cluster slot.",
+    )
+    articles_stream: str = Field(
+        "articles", description="Stream of article.created/updated events, under the prefix."
+    )
+    duplicates_stream: str = Field(
+        "duplicates", description="Stream of article.duplicate events, under the prefix."
+    )
+    dedup_threshold: float = Field(
+        0.8, gt=0.0, le=1.0, description="Estimated Jaccard similarity at which two bodies match."
+    )
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations per signature.")
+    shingle_size: int = Field(5, ge=1, le=20, description="Words per shingle.")
+    dedup_window_s: int = Field(
+        7 * 24 * 3600,
+        ge=1,
+        description="How long an article stays in the index (and GET-able), in seconds.",
+    )
+    stream_maxlen: int = Field(
+        1_000_000, ge=1000, description="Approximate maximum entries kept per stream."
+    )
+    max_body_bytes: int = Field(
+        5_000_000, ge=1024, description="Largest request body of POST /v1/articles."
+    )
+    max_batch_body_bytes: int = Field(
+        64_000_000, ge=1024, description="Largest request body of POST /v1/articles/batch."
+    )
+    max_batch_items: int = Field(1000, ge=1, le=100_000, description="Most articles in one batch.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted API keys, comma-separated. Empty: no authentication.",
+    )
+    workers: int = Field(
+        0, ge=0, le=256, description="Processes for cleaning and hashing; 0 means one per core."
+    )
+    redis_timeout_s: float = Field(
+        2.0, gt=0, description="Socket timeout for Redis commands; an outage answers 503 past it."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value or not _PREFIX_RE.fullmatch(value) or value.count("{") > 1:
+            raise ValueError(
+                f"key_prefix {value!r} is not usable: use letters, digits and . _ : -, "
+                "optionally starting with one hash tag such as '{news}'"
+            )
+        return value
+
+    @field_validator("articles_stream", "duplicates_stream")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME_RE.fullmatch(value):
+            raise ValueError(f"stream name {value!r} may only hold letters, digits and . _ -")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"log_level {value!r} is not one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _check_streams_differ(self) -> Settings:
+        if self.articles_stream == self.duplicates_stream:
+            raise ValueError("articles_stream and duplicates_stream must be different streams")
+        return self
+
+    @property
+    def worker_count(self) -> int:
+        """Processes in the CPU pool."""
+        return self.workers or (os.cpu_count() or 1)
