@@ -19,8 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import logs
 from .errors import InputError, StoreUnavailable
-from .models import ID_PATTERN, Decision, ErrorBody
-from .prepare import ItemError
+from .models import ID_PATTERN, Decision, ErrorBody, ItemError
 from .state import METRICS, OPENAPI, PIPELINE, SETTINGS, STORE
 
 log = logging.getLogger(__name__)

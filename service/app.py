@@ -18,8 +18,9 @@ from .fingerprint import index_meta, lsh_params
 from .index import Store, connect
 from .keys import Keys
 from .metrics import Metrics
+from .models import Params
 from .pipeline import Pipeline
-from .prepare import Params, warm
+from .prepare import warm
 from .settings import Settings
 from .state import EXECUTOR, METRICS, OPENAPI, PIPELINE, REDIS_URL, SETTINGS, STORE
 

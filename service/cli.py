@@ -23,8 +23,7 @@ from . import logs
 from .embedded import recorded_url
 from .fingerprint import lsh_params, match_probability
 from .loader import Record, load
-from .models import parse_event
-from .prepare import ItemError
+from .models import ItemError, parse_event
 from .settings import Settings
 from .state import PIPELINE, REDIS_URL, SETTINGS
 

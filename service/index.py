@@ -22,8 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import IndexMismatch, StoreUnavailable
 from .keys import Keys
-from .models import ArticlePayload, Decision, StoredArticle
-from .prepare import Prepared
+from .models import ArticlePayload, Decision, Prepared, StoredArticle
 
 log = logging.getLogger(__name__)
 

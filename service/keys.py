@@ -44,7 +44,7 @@ class Keys:
         return f"{self.prefix}:art:{article_id}"
 
     def signature(self, article_id: str) -> str:
-        """The MinHash signature of a canonical article, packed uint32 little-endian."""
+        """The MinHash signature of an accepted article, packed uint32 little-endian."""
         return f"{self.prefix}:sig:{article_id}"
 
     def content_hash(self, digest: str) -> str:
@@ -52,7 +52,7 @@ class Keys:
         return f"{self.prefix}:hash:{digest}"
 
     def band(self, band: int, digest: str) -> str:
-        """One LSH bucket: sorted set of canonical ids scored by their expiry (ms)."""
+        """One LSH bucket: sorted set of accepted ids scored by their expiry (ms)."""
         return f"{self.prefix}:lsh:{band}:{digest}"
 
     def consumer_dead_letter(self, stream: str, group: str) -> str:

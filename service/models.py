@@ -8,6 +8,7 @@ be dropped silently and the article published without its title.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -209,6 +210,43 @@ class DuplicateEvent(BaseModel):
 
 
 Event = ArticleEvent | DuplicateEvent
+
+
+# --- Internal: what the worker processes hand to the index (picklable, not JSON) -----------
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """What the workers need to know of the settings."""
+
+    num_perm: int
+    shingle_size: int
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """One article that cannot be accepted, with the HTTP status it deserves."""
+
+    status: int
+    code: str
+    message: str
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An article ready for the index: its id, hashes, signature and rendered payload."""
+
+    id: str
+    request_hash: str
+    content_hash: str
+    signature: bytes
+    bands: list[str]
+    source: str
+    url: str | None
+    payload_json: str
+    removed: list[tuple[str, str, str]]  # (text, layer, reason), for dry runs
 
 
 def parse_event(event_type: str, data: str | bytes) -> Event:

@@ -13,15 +13,17 @@ from typing import Any, TypeVar
 
 from .index import Store
 from .metrics import Metrics
-from .models import ArticlePayload, Decision, DryRunArticle, DryRunDecision, RemovedSegment
-from .prepare import (
+from .models import (
+    ArticlePayload,
+    Decision,
+    DryRunArticle,
+    DryRunDecision,
     ItemError,
     Params,
     Prepared,
-    parse_batch,
-    prepare_items,
-    prepare_single,
+    RemovedSegment,
 )
+from .prepare import parse_batch, prepare_items, prepare_single
 
 T = TypeVar("T")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,44 +19,10 @@ from .clean.html import extract_html
 from .clean.text import clean_text
 from .errors import InputError, RejectedContent
 from .fingerprint import fingerprint
-from .models import ArticleIn, ArticlePayload
+from .models import ArticleIn, ArticlePayload, ItemError, Params, Prepared
 from .urls import host_of, normalise_url
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Params:
-    """What the workers need to know of the settings."""
-
-    num_perm: int
-    shingle_size: int
-    threshold: float
-
-
-@dataclass(frozen=True, slots=True)
-class ItemError:
-    """One article that cannot be accepted, with the HTTP status it deserves."""
-
-    status: int
-    code: str
-    message: str
-    details: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """An article ready for the index: its id, hashes, signature and rendered payload."""
-
-    id: str
-    request_hash: str
-    content_hash: str
-    signature: bytes
-    bands: list[str]
-    source: str
-    url: str | None
-    payload_json: str
-    removed: list[tuple[str, str, str]]  # (text, layer, reason), for dry runs
 
 
 def decode_body(raw: bytes) -> str:

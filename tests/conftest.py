@@ -17,7 +17,6 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from service.app import create_app
 from service.keys import Keys
 from service.settings import Settings
 
@@ -104,6 +103,8 @@ def make_client(
     aiohttp_client: Any, pool: ProcessPoolExecutor, redis_client: aioredis.Redis
 ) -> Callable[..., Any]:
     """Build a test client for an app with the given settings (sharing the process pool)."""
+
+    from service.app import create_app
 
     async def make(settings: Settings) -> TestClient[Any, Any]:
         client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, executor=pool))

@@ -5,12 +5,12 @@
 -- each other's writes (exactly one becomes unique), and no crash can leave an indexed
 -- article without its event or an event without its article.
 --
--- KEYS[1]  <ns>art:<id>          hash: decision, article, req, chash
+-- KEYS[1]  <ns>art:<id>          hash: decision, article, req, chash, canonical
 -- KEYS[2]  <ns>hash:<chash>      string: canonical id with this exact body
 -- KEYS[3]  articles stream
 -- KEYS[4]  duplicates stream
--- KEYS[5]  <ns>sig:<id>          packed uint32 signature of a canonical article
--- KEYS[6..] one LSH bucket per band: zset of canonical ids scored by expiry (ms)
+-- KEYS[5]  <ns>sig:<id>          packed uint32 signature of an accepted article
+-- KEYS[6..] one LSH bucket per band: zset of accepted ids scored by expiry (ms)
 --
 -- ARGV: ns, id, request hash, content hash, signature, threshold, window_ms, maxlen,
 --       dry_run ("1"/"0"), article JSON, source, url ("" if none), max candidates per bucket
@@ -65,15 +65,19 @@ local function article_event(event_type, status, relation, duplicate_of, sim)
     .. ',"decision":' .. decision .. ',"article":' .. article_json .. '}'
 end
 
-local function store(decision)
+local function store(decision, canonical)
   redis.call("HSET", art_key, "decision", decision, "article", article_json,
-    "req", req, "chash", chash)
+    "req", req, "chash", chash, "canonical", canonical)
   redis.call("PEXPIRE", art_key, window_ms)
 end
 
-local function index_canonical()
+-- Copies are indexed too, pointing at their canonical: a later copy that is close to an
+-- earlier copy but further from the original still joins the cluster.
+local function index_member(canonical)
   redis.call("SET", sig_key, sig, "PX", window_ms)
-  redis.call("SET", hash_key, id, "PX", window_ms)
+  if canonical == id then
+    redis.call("SET", hash_key, id, "PX", window_ms)
+  end
   for i = 6, #KEYS do
     redis.call("ZADD", KEYS[i], expires_ms, id)
     redis.call("ZREMRANGEBYSCORE", KEYS[i], "-inf", now_ms)
@@ -91,8 +95,8 @@ local function canonical_event(event_type, status, relation, duplicate_of, sim)
   local event_id = publish(articles, event_type,
     article_event(event_type, status, relation, duplicate_of, sim))
   local decision = decision_json(status, relation, duplicate_of, sim, event_id)
-  store(decision)
-  index_canonical()
+  store(decision, id)
+  index_member(id)
   return {decision, 0}
 end
 
@@ -104,7 +108,8 @@ local function duplicate_event(relation, canonical, sim)
   })
   local event_id = publish(duplicates, "article.duplicate", data)
   local decision = decision_json("duplicate", relation, canonical, sim, event_id)
-  store(decision)
+  store(decision, canonical)
+  index_member(canonical)
   return {decision, 0}
 end
 
@@ -128,8 +133,18 @@ if exact and exact ~= id and redis.call("EXISTS", ns .. "art:" .. exact) == 1 th
   return duplicate_event("exact", exact, 1)
 end
 
--- 3. Near-duplicates: candidates from the buckets, each verified by its stored signature.
-local best_id, best_sim = nil, 0
+-- 3. Near-duplicates: candidates from the buckets, each verified by its stored signature
+-- and resolved to its cluster's canonical, which must still be in the window.
+local function canonical_of(member)
+  local canonical = redis.call("HGET", ns .. "art:" .. member, "canonical")
+  if not canonical then return nil end
+  if canonical ~= member and redis.call("EXISTS", ns .. "art:" .. canonical) == 0 then
+    return nil
+  end
+  return canonical
+end
+
+local best_canonical, best_sim, best_member = nil, -1, nil
 local seen = {}
 for i = 6, #KEYS do
   local members = redis.call("ZREVRANGEBYSCORE", KEYS[i], "+inf", now_ms,
@@ -138,14 +153,18 @@ for i = 6, #KEYS do
     if not seen[cand] and cand ~= id then
       seen[cand] = true
       local sim = similarity(redis.call("GET", ns .. "sig:" .. cand), sig)
-      if sim > best_sim or (sim == best_sim and best_id and cand < best_id) then
-        best_id, best_sim = cand, sim
+      -- Ties go to the smaller id, so the answer does not depend on bucket order.
+      if sim >= threshold and (sim > best_sim or (sim == best_sim and cand < best_member)) then
+        local canonical = canonical_of(cand)
+        if canonical then
+          best_canonical, best_sim, best_member = canonical, sim, cand
+        end
       end
     end
   end
 end
-if best_id and best_sim >= threshold then
-  return duplicate_event("near_duplicate", best_id, best_sim)
+if best_canonical then
+  return duplicate_event("near_duplicate", best_canonical, best_sim)
 end
 
 -- 4. A new story.

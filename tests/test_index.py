@@ -1,0 +1,228 @@
+"""The Redis index and its atomic decide-and-publish step, without HTTP or cleaning."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.errors import IndexMismatch, StoreUnavailable
+from service.fingerprint import fingerprint, index_meta
+from service.index import Store, connect
+from service.keys import Keys
+from service.models import ArticlePayload, DuplicateEvent, Prepared, parse_event
+
+from .conftest import free_port
+from .factories import near_copy, story, vocabulary
+
+THRESHOLD = 0.8
+NUM_PERM = 128
+SHINGLE = 5
+
+MakeStore = Callable[..., Store]
+
+
+def prepared(article_id: str, text: str, *, source: str = "wire", url: str | None = None) -> Prepared:
+    fp = fingerprint(text, num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
+    payload = ArticlePayload(
+        title=None,
+        text=text,
+        source=source,
+        url=url,
+        published_at=None,
+        language=None,
+        word_count=fp.word_count,
+        content_hash=fp.content_hash,
+    )
+    return Prepared(
+        id=article_id,
+        request_hash=hashlib.sha256(f"{article_id}\n{text}".encode()).hexdigest(),
+        content_hash=fp.content_hash,
+        signature=fp.signature,
+        bands=fp.bands,
+        source=source,
+        url=url,
+        payload_json=payload.model_dump_json(),
+        removed=[],
+    )
+
+
+@pytest.fixture
+async def make_store(
+    redis_url: str, prefix: str, redis_client: aioredis.Redis
+) -> AsyncIterator[MakeStore]:
+    stores: list[Store] = []
+
+    def make(window_s: int = 3600, url: str | None = None, shingle_size: int = SHINGLE) -> Store:
+        store = Store(
+            connect(url or redis_url, timeout_s=1.0),
+            Keys(prefix),
+            threshold=THRESHOLD,
+            window_s=window_s,
+            stream_maxlen=10_000,
+            meta=index_meta(num_perm=NUM_PERM, shingle_size=shingle_size, threshold=THRESHOLD),
+        )
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        await store.client.aclose()
+
+
+@pytest.fixture
+def texts() -> Callable[[int], list[str]]:
+    rng = random.Random(11)
+    words = vocabulary()
+    return lambda n: [story(rng, words) for _ in range(n)]
+
+
+async def test_exact_near_and_unique(
+    make_store: MakeStore, texts: Callable[[int], list[str]], redis_client: aioredis.Redis
+) -> None:
+    store = make_store()
+    a, b = texts(2)
+    rng = random.Random(3)
+    decisions = await store.decide_many(
+        [
+            prepared("a", a),
+            prepared("a-exact", a),
+            prepared("a-near", near_copy(a, rng, edits=2)),
+            prepared("b", b),
+        ],
+        dry_run=False,
+    )
+    assert [d.status for d in decisions] == ["unique", "duplicate", "duplicate", "unique"]
+    assert [d.relation for d in decisions] == [None, "exact", "near_duplicate", None]
+    assert decisions[1].similarity == 1.0
+    assert decisions[2].similarity is not None and 0.8 <= decisions[2].similarity < 1.0
+    assert {d.duplicate_of for d in decisions[1:3]} == {"a"}
+    keys = store.keys
+    assert await redis_client.xlen(keys.articles_stream) == 2
+    entries = await redis_client.xrange(keys.duplicates_stream)
+    assert len(entries) == 2
+    event = parse_event("article.duplicate", entries[1][1][b"data"])
+    assert isinstance(event, DuplicateEvent)
+    assert (event.id, event.duplicate_of, event.relation) == ("a-near", "a", "near_duplicate")
+    assert decisions[2].event_id == entries[1][0].decode()
+
+
+async def test_bucket_hit_alone_does_not_make_a_duplicate(
+    make_store: MakeStore, texts: Callable[[int], list[str]]
+) -> None:
+    """Half the story shared: LSH may propose it, the stored signature must refuse it."""
+    store = make_store()
+    a, b = texts(2)
+    half = "\n\n".join(a.split("\n\n")[:3] + b.split("\n\n")[3:])
+    first, second = await store.decide_many(
+        [prepared("a", a), prepared("half", half)], dry_run=False
+    )
+    assert first.status == "unique"
+    assert second.status == "unique"
+
+
+async def test_duplicate_of_is_always_the_canonical(
+    make_store: MakeStore, texts: Callable[[int], list[str]]
+) -> None:
+    store = make_store()
+    (a,) = texts(1)
+    rng = random.Random(5)
+    copy1 = near_copy(a, rng, edits=3)
+    copy2 = near_copy(copy1, rng, edits=3)
+    decisions = await store.decide_many(
+        [prepared("a", a), prepared("c1", copy1), prepared("c2", copy2)], dry_run=False
+    )
+    assert [d.duplicate_of for d in decisions] == [None, "a", "a"]
+
+
+async def test_replay_and_revision(
+    make_store: MakeStore, texts: Callable[[int], list[str]], redis_client: aioredis.Redis
+) -> None:
+    store = make_store()
+    a, b = texts(2)
+    (first,) = await store.decide_many([prepared("x", a)], dry_run=False)
+    (again,) = await store.decide_many([prepared("x", a)], dry_run=False)
+    assert again.replayed and again.event_id == first.event_id
+    (revised,) = await store.decide_many([prepared("x", b)], dry_run=False)
+    assert (revised.status, revised.relation, revised.duplicate_of) == ("updated", "revision", "x")
+    assert revised.event_id != first.event_id
+    entries = await redis_client.xrange(store.keys.articles_stream)
+    assert [e[1][b"type"] for e in entries] == [b"article.created", b"article.updated"]
+    stored = await store.get_article("x")
+    assert stored is not None and stored.article.text == b
+    # The revised text is what copies are now matched against.
+    (copy,) = await store.decide_many([prepared("y", b)], dry_run=False)
+    assert copy.duplicate_of == "x"
+
+
+async def test_dry_run_writes_nothing(
+    make_store: MakeStore, texts: Callable[[int], list[str]], redis_client: aioredis.Redis, prefix: str
+) -> None:
+    store = make_store()
+    (a,) = texts(1)
+    (decision,) = await store.decide_many([prepared("a", a)], dry_run=True)
+    assert decision.status == "unique" and decision.event_id is None
+    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
+    assert keys == [Keys(prefix).index_meta.encode()]
+
+
+async def test_window_forgets(make_store: MakeStore, texts: Callable[[int], list[str]]) -> None:
+    store = make_store(window_s=1)
+    (a,) = texts(1)
+    (first,) = await store.decide_many([prepared("a", a)], dry_run=False)
+    (copy,) = await store.decide_many([prepared("b", a)], dry_run=False)
+    assert copy.status == "duplicate"
+    await asyncio.sleep(1.2)
+    (later,) = await store.decide_many([prepared("c", a)], dry_run=False)
+    assert later.status == "unique"
+    assert await store.get_article("a") is None
+
+
+async def test_lost_scripts_are_reloaded(
+    make_store: MakeStore, texts: Callable[[int], list[str]], redis_client: aioredis.Redis
+) -> None:
+    store = make_store()
+    a, b = texts(2)
+    await store.decide_many([prepared("a", a)], dry_run=False)
+    await redis_client.script_flush()
+    (decision,) = await store.decide_many([prepared("b", b)], dry_run=False)
+    assert decision.status == "unique"
+
+
+async def test_meta_mismatch_is_refused(make_store: MakeStore) -> None:
+    await make_store().ensure_meta()
+    with pytest.raises(IndexMismatch, match="shingle_size"):
+        await make_store(shingle_size=3).ensure_meta()
+
+
+async def test_unreachable_redis_is_store_unavailable(make_store: MakeStore) -> None:
+    store = make_store(url=f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable):
+        await store.decide_many([prepared("a", "some words here")], dry_run=False)
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+
+
+async def test_racing_stores_make_one_unique_per_pair(
+    make_store: MakeStore, texts: Callable[[int], list[str]]
+) -> None:
+    """Two clients (as two replicas would) send near-identical articles at the same time."""
+    left, right = make_store(), make_store()
+    rng = random.Random(9)
+    originals = texts(50)
+    pairs = [(t, near_copy(t, rng, edits=1)) for t in originals]
+    results = await asyncio.gather(
+        *(
+            store.decide_many([prepared(f"{side}-{i}", text)], dry_run=False)
+            for i, pair in enumerate(pairs)
+            for store, side, text in ((left, "l", pair[0]), (right, "r", pair[1]))
+        )
+    )
+    statuses: dict[int, list[str]] = {}
+    for (decision,) in results:
+        statuses.setdefault(int(decision.id.split("-")[1]), []).append(decision.status)
+    assert all(sorted(s) == ["duplicate", "unique"] for s in statuses.values()), statuses
