@@ -32,6 +32,10 @@ class RejectedContent(NewsIngestError):
         self.message = message
         self.field = field
 
+    # Raised in worker processes: pickling must rebuild it from its own arguments.
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RejectedContent, (self.reason, self.message, self.field))
+
 
 class ExtractionTimeout(RejectedContent):
     """Extraction ran past its per-document deadline."""
@@ -43,6 +47,9 @@ class ExtractionTimeout(RejectedContent):
             field,
         )
         self.limit_s = limit_s
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ExtractionTimeout, (self.limit_s, self.field))
 
 
 class InputError(NewsIngestError):
@@ -56,6 +63,9 @@ class InputError(NewsIngestError):
         self.code = code
         self.message = message
         self.details = details or []
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (InputError, (self.status, self.code, self.message, self.details))
 
 
 class IndexMismatch(NewsIngestError):

@@ -335,7 +335,8 @@ async def test_redis_down_is_503_with_retry_after(
     status, body = await post(client, {"text": seed_text("001")})
     assert status == 503
     assert body["error"]["code"] == "store_unavailable"
-    resp = await client.post("/v1/articles", json={"text": "x y z"})
+    resp = await client.post("/v1/articles", json={"text": seed_text("002")})
+    assert resp.status == 503
     assert resp.headers["Retry-After"] == "1"
     resp = await client.get("/readyz")
     assert resp.status == 503
