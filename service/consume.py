@@ -145,8 +145,10 @@ class StreamConsumer:
 
     async def deliveries(self, entry_id: str) -> int:
         """How many times the entry has been delivered to this group."""
-        pending = await self.client.xpending_range(
-            self.stream, self.group, min=entry_id, max=entry_id, count=1
+        pending = await self._with_group(
+            lambda: self.client.xpending_range(
+                self.stream, self.group, min=entry_id, max=entry_id, count=1
+            )
         )
         return int(pending[0]["times_delivered"]) if pending else 0
 

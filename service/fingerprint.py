@@ -39,6 +39,9 @@ def normalise(text: str) -> str:
     """The canonical form of a body for hashing: NFC, plain quotes and dashes, casefolded,
     whitespace collapsed. Two bodies that differ only in those respects hash alike."""
     text = unicodedata.normalize("NFC", text).translate(_QUOTES).casefold()
+    # casefold can expand a letter ("ß" -> "ss") that a following accent then composes with,
+    # so compose again: otherwise "SS\u0301" and "\u00df\u0301" would hash differently.
+    text = unicodedata.normalize("NFC", text)
     return _WS.sub(" ", text).strip()
 
 

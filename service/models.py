@@ -55,7 +55,11 @@ class ArticleIn(BaseModel):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value.strip())
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL: {exc}") from exc
         if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an absolute http or https URL")
         return value.strip()

@@ -33,16 +33,24 @@ def _strip_amp(path: str) -> str:
     return "/" + "/".join(segments)
 
 
+def _strip_subdomain(host: str) -> str:
+    """``www.`` and ``amp.`` in front of a registrable name, never the name itself
+    (``amp.dev`` stays ``amp.dev``)."""
+    for label in ("www.", "amp."):
+        rest = host[len(label) :]
+        if host.startswith(label) and "." in rest:
+            host = rest
+    return host
+
+
 def normalise_url(url: str) -> str:
     """Lowercased scheme and host, no ``www.``, default port, fragment, tracking parameters,
     AMP segment or trailing slash; remaining query parameters sorted. ``https`` and ``http``
     are folded together: publishers serve the same article on both."""
     parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower().rstrip(".")
-    if host.startswith("www."):
-        host = host[4:]
-    if host.startswith("amp."):
-        host = host[4:]
+    host = _strip_subdomain((parts.hostname or "").lower().rstrip("."))
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
     port = parts.port
     scheme = parts.scheme.lower()
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
@@ -58,4 +66,4 @@ def normalise_url(url: str) -> str:
 def host_of(url: str) -> str:
     """The publisher host of a URL without ``www.``, used as the default source."""
     host = (urlsplit(url).hostname or "").lower().rstrip(".")
-    return host[4:] if host.startswith("www.") else host
+    return host[4:] if host.startswith("www.") and "." in host[4:] else host

@@ -159,7 +159,9 @@ async def test_get_article(client: Client) -> None:
 
 async def test_ids_are_derived_from_url_then_content(client: Client) -> None:
     text = seed_text("004")
-    _, by_url = await post(client, {"url": "https://www.example.com/a/story/?utm_source=x", "text": text})
+    _, by_url = await post(
+        client, {"url": "https://www.example.com/a/story/?utm_source=x", "text": text}
+    )
     assert by_url["id"].startswith("u-")
     _, same_url = await post(client, {"url": "http://example.com/a/story#top", "text": text})
     assert same_url["id"] == by_url["id"]
@@ -251,12 +253,16 @@ async def test_invalid_utf8_is_400(client: Client) -> None:
 
 
 async def test_wrong_media_type_is_415(client: Client) -> None:
-    resp = await client.post("/v1/articles", data="text=hello", headers={"Content-Type": "text/plain"})
+    resp = await client.post(
+        "/v1/articles", data="text=hello", headers={"Content-Type": "text/plain"}
+    )
     assert resp.status == 415
     assert (await resp.json())["error"]["code"] == "unsupported_media_type"
 
 
-async def test_body_over_the_limit_is_413(make_client: Callable[..., Any], make_settings: Any) -> None:
+async def test_body_over_the_limit_is_413(
+    make_client: Callable[..., Any], make_settings: Any
+) -> None:
     client = await make_client(make_settings(max_body_bytes=2048))
     resp = await client.post("/v1/articles", json={"text": "word " * 1000})
     assert resp.status == 413
@@ -277,6 +283,7 @@ async def test_validation_errors_name_the_field(client: Client) -> None:
         ({"text": "a", "html": "<p>a</p>"}, "text"),
         ({}, "text"),
         ({"text": "body", "url": "ftp://example.com/x"}, "url"),
+        ({"text": "body", "url": "http://example.com:99999/x"}, "url"),
         ({"text": "body", "id": "has space"}, "id"),
         ({"text": "body", "id": "a" * 201}, "id"),
         ({"text": "body", "id": "{tag}"}, "id"),
@@ -321,7 +328,8 @@ async def test_api_keys(make_client: Callable[..., Any], make_settings: Any) -> 
     status, _ = await post(client, record, headers={"Authorization": "Bearer k2"})
     assert status == 201
     status, body = await post(client, record, headers={"X-API-Key": "k1"})
-    assert status == 200 and body["replayed"] is True
+    assert status == 200
+    assert body["replayed"] is True
     # Probes stay open so orchestrators need no key.
     assert (await client.get("/healthz")).status == 200
     assert (await client.get("/v1/articles/x")).status == 401
@@ -375,8 +383,15 @@ async def test_openapi_document(client: Client, settings: Settings) -> None:
     assert resp.status == 200
     doc = await resp.json()
     assert doc["openapi"].startswith("3.1")
-    assert {"/v1/articles", "/v1/articles/batch", "/v1/articles/{id}", "/healthz", "/readyz",
-            "/metrics", "/openapi.json"} <= set(doc["paths"])
+    assert {
+        "/v1/articles",
+        "/v1/articles/batch",
+        "/v1/articles/{id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    } <= set(doc["paths"])
     schemas = doc["components"]["schemas"]
     assert {"ArticleIn", "Decision", "DryRunDecision", "ErrorResponse"} <= set(schemas)
     assert schemas["ArticleIn"]["additionalProperties"] is False

@@ -25,7 +25,12 @@ async def _all_seeds_stored(url: str) -> bool:
 async def test_serve_embedded_with_seeds_then_tail_ingest_and_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "state"
     service = ServiceProcess(
-        "--seed-dir", str(SEEDS), "--data-dir", str(data_dir), "--workers", "1",
+        "--seed-dir",
+        str(SEEDS),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        "1",
         log_path=tmp_path / "serve1.log",
     )
     try:
@@ -40,9 +45,7 @@ async def test_serve_embedded_with_seeds_then_tail_ingest_and_restart(tmp_path: 
         assert len(lines) == 5
         assert all(" article.created " in line for line in lines)
 
-        raw = run_cli(
-            "tail", "--data-dir", str(data_dir), "--from-start", "--count", "1", "--json"
-        )
+        raw = run_cli("tail", "--data-dir", str(data_dir), "--from-start", "--count", "1", "--json")
         entry = json.loads(raw.stdout)
         assert entry["type"] == "article.created"
         assert json.loads(entry["data"])["schema_version"] == 1

@@ -26,7 +26,9 @@ SHINGLE = 5
 MakeStore = Callable[..., Store]
 
 
-def prepared(article_id: str, text: str, *, source: str = "wire", url: str | None = None) -> Prepared:
+def prepared(
+    article_id: str, text: str, *, source: str = "wire", url: str | None = None
+) -> Prepared:
     fp = fingerprint(text, num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
     payload = ArticlePayload(
         title=None,
@@ -99,7 +101,8 @@ async def test_exact_near_and_unique(
     assert [d.status for d in decisions] == ["unique", "duplicate", "duplicate", "unique"]
     assert [d.relation for d in decisions] == [None, "exact", "near_duplicate", None]
     assert decisions[1].similarity == 1.0
-    assert decisions[2].similarity is not None and 0.8 <= decisions[2].similarity < 1.0
+    assert decisions[2].similarity is not None
+    assert 0.8 <= decisions[2].similarity < 1.0
     assert {d.duplicate_of for d in decisions[1:3]} == {"a"}
     keys = store.keys
     assert await redis_client.xlen(keys.articles_stream) == 2
@@ -146,26 +149,32 @@ async def test_replay_and_revision(
     a, b = texts(2)
     (first,) = await store.decide_many([prepared("x", a)], dry_run=False)
     (again,) = await store.decide_many([prepared("x", a)], dry_run=False)
-    assert again.replayed and again.event_id == first.event_id
+    assert again.replayed
+    assert again.event_id == first.event_id
     (revised,) = await store.decide_many([prepared("x", b)], dry_run=False)
     assert (revised.status, revised.relation, revised.duplicate_of) == ("updated", "revision", "x")
     assert revised.event_id != first.event_id
     entries = await redis_client.xrange(store.keys.articles_stream)
     assert [e[1][b"type"] for e in entries] == [b"article.created", b"article.updated"]
     stored = await store.get_article("x")
-    assert stored is not None and stored.article.text == b
+    assert stored is not None
+    assert stored.article.text == b
     # The revised text is what copies are now matched against.
     (copy,) = await store.decide_many([prepared("y", b)], dry_run=False)
     assert copy.duplicate_of == "x"
 
 
 async def test_dry_run_writes_nothing(
-    make_store: MakeStore, texts: Callable[[int], list[str]], redis_client: aioredis.Redis, prefix: str
+    make_store: MakeStore,
+    texts: Callable[[int], list[str]],
+    redis_client: aioredis.Redis,
+    prefix: str,
 ) -> None:
     store = make_store()
     (a,) = texts(1)
     (decision,) = await store.decide_many([prepared("a", a)], dry_run=True)
-    assert decision.status == "unique" and decision.event_id is None
+    assert decision.status == "unique"
+    assert decision.event_id is None
     keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
     assert keys == [Keys(prefix).index_meta.encode()]
 
@@ -174,6 +183,7 @@ async def test_window_forgets(make_store: MakeStore, texts: Callable[[int], list
     store = make_store(window_s=1)
     (a,) = texts(1)
     (first,) = await store.decide_many([prepared("a", a)], dry_run=False)
+    assert first.status == "unique"
     (copy,) = await store.decide_many([prepared("b", a)], dry_run=False)
     assert copy.status == "duplicate"
     await asyncio.sleep(1.2)
