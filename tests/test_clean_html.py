@@ -1,0 +1,154 @@
+"""The HTML cleaner: trafilatura's extraction, the text rules over it, and hostile input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from service.clean.html import extract_html
+from service.errors import RejectedContent
+
+# The shared corpora sit beside the checkout (../shared/corpora); they are never copied in.
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "trafilatura-eval"
+
+BODY = [
+    "The city council approved a new budget on Tuesday after a long debate about road repairs "
+    "and school funding in the northern districts.",
+    "Council members voted seven to two in favour, with the two dissenting members arguing "
+    "that the plan spends too little on public transport.",
+    "Read more about it in the report below, officials said.",
+    "The mayor said the budget would be published in full next week and that residents could "
+    "comment on the plan at three public meetings.",
+]
+
+ARTICLE = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Council approves new budget | Example Gazette</title>
+  <meta property="og:title" content="Council approves new budget">
+  <meta property="og:site_name" content="Example Gazette">
+  <meta name="author" content="Jane Doe">
+  <meta property="article:published_time" content="2024-03-05T09:30:00Z">
+</head>
+<body>
+  <header><nav><ul>
+    <li><a href="/">Home</a></li><li><a href="/politics">Politics</a></li>
+    <li><a href="/sport">Sport</a></li>
+  </ul></nav></header>
+  <main><article>
+    <h1>Council approves new budget</h1>
+    <p class="byline">By Jane Doe</p>
+    <p>{BODY[0]}</p>
+    <div class="share">
+      <a href="#">Share on Facebook</a> <a href="#">Share on Twitter</a>
+    </div>
+    <p>{BODY[1]}</p>
+    <p>{BODY[2]}</p>
+    <p>Share this article</p>
+    <p>{BODY[3]}</p>
+    <p>Read more</p>
+  </article></main>
+  <footer>
+    <p>Copyright 2024 Example Gazette. All rights reserved.</p>
+    <a href="/privacy">Privacy policy</a>
+  </footer>
+</body>
+</html>
+"""
+
+
+def test_handwritten_article_keeps_body_and_drops_chrome() -> None:
+    cleaned = extract_html(ARTICLE, url="https://gazette.example/budget")
+    assert cleaned.paragraphs == tuple(BODY)
+    assert cleaned.title == "Council approves new budget"
+    assert cleaned.author == "Jane Doe"
+    assert cleaned.published_at == "2024-03-05"
+    assert cleaned.sitename == "Example Gazette"
+    for chrome in ["Politics", "Share on", "Share this article", "Copyright", "Privacy"]:
+        assert chrome not in cleaned.text
+    # trafilatura drops most chrome itself; the text rules take what it left.
+    reasons = {(r.reason, r.text) for r in cleaned.removed}
+    assert ("read_more", "Read more") in reasons
+    assert ("repeated_title", "Council approves new budget") in reasons
+
+
+def test_client_title_wins() -> None:
+    cleaned = extract_html(ARTICLE, title="Budget passes")
+    assert cleaned.title == "Budget passes"
+    # The page's own headline still goes: the body is the same whoever names the article.
+    assert cleaned.paragraphs == tuple(BODY)
+
+
+def _corpus_page(name: str) -> tuple[str, dict[str, object]]:
+    if not CORPUS.is_dir():
+        pytest.skip(f"{CORPUS} is not present")
+    expected = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))[name]
+    html = gzip.decompress((CORPUS / "html" / name).read_bytes()).decode("utf-8")
+    return html, expected
+
+
+def test_corpus_page_snippets() -> None:
+    html, expected = _corpus_page("16c00077e9e0d07c.html.gz")
+    cleaned = extract_html(html, url=str(expected["url"]))
+    text = cleaned.text
+    assert isinstance(expected["with"], list)
+    assert isinstance(expected["without"], list)
+    for snippet in expected["with"]:
+        assert snippet in text
+    for snippet in expected["without"]:
+        assert snippet not in text
+    assert cleaned.title == expected["title"]
+    assert cleaned.published_at == expected["date"]
+    assert cleaned.author is not None
+    assert cleaned.author.replace(".", "") == str(expected["author"]).replace(".", "")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "<<<",
+        ">>><<<&&&",
+        "<html></html>",
+        "<html><body>" + "<div>" * 100 + "</div>" * 100 + "</body></html>",
+        "<html><body>" + "<div>" * 5000 + "text" + "</div>" * 5000 + "</body></html>",
+        "\x00\x01\x02<p>\udcff</p>",
+        "<?xml version='1.0' encoding='utf-8'?><html><body><p>x</p></body></html>",
+        "<html><body><script>var a = 1;</script><style>p {}</style></body></html>",
+    ],
+)
+def test_garbage_html_is_rejected_with_a_reason(raw: str) -> None:
+    with pytest.raises(RejectedContent) as excinfo:
+        extract_html(raw)
+    assert excinfo.value.reason in {"no_article_text", "unparseable_html", "empty_after_cleaning"}
+    assert excinfo.value.field == "html"
+
+
+def test_all_boilerplate_page_is_rejected() -> None:
+    page = (
+        "<html><body><article><p>Share this article</p><p>Read more</p>"
+        "<p>Leave a comment</p></article></body></html>"
+    )
+    with pytest.raises(RejectedContent) as excinfo:
+        extract_html(page)
+    assert excinfo.value.reason in {"no_article_text", "empty_after_cleaning"}
+    assert excinfo.value.field == "html"
+
+
+def test_parser_exceptions_are_translated(monkeypatch: pytest.MonkeyPatch) -> None:
+    failure = ValueError("lxml gave up")
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr("service.clean.html.trafilatura.bare_extraction", explode)
+    with pytest.raises(RejectedContent) as excinfo:
+        extract_html(ARTICLE)
+    assert excinfo.value.reason == "unparseable_html"
+    assert excinfo.value.field == "html"
+    assert excinfo.value.__cause__ is failure
