@@ -29,40 +29,31 @@ from .state import PIPELINE, REDIS_URL, SETTINGS
 
 log = logging.getLogger("service.cli")
 
-# argparse dest -> Settings field, for the flags every command shares.
-_SETTING_FLAGS = {
-    "host": "host",
-    "port": "port",
-    "redis_url": "redis_url",
-    "data_dir": "data_dir",
-    "key_prefix": "key_prefix",
-    "workers": "workers",
-    "log_level": "log_level",
-}
-
-
 def _add_settings_flags(parser: argparse.ArgumentParser, *names: str) -> None:
-    helps = {
-        "host": "interface to bind (NEWS_INGEST_HOST)",
-        "port": "HTTP port (NEWS_INGEST_PORT)",
-        "redis_url": "Redis URL; unset starts the embedded server (NEWS_INGEST_REDIS_URL)",
-        "data_dir": "embedded server data directory (NEWS_INGEST_DATA_DIR)",
-        "key_prefix": "prefix of every Redis key (NEWS_INGEST_KEY_PREFIX)",
-        "workers": "CPU worker processes, 0 = one per core (NEWS_INGEST_WORKERS)",
-        "log_level": "DEBUG, INFO, WARNING or ERROR (NEWS_INGEST_LOG_LEVEL)",
-    }
-    types: dict[str, Any] = {"port": int, "workers": int, "data_dir": Path}
-    for name in names:
+    """One ``--flag`` per setting (all of them when no names are given), typed by pydantic.
+
+    Values stay strings here: Settings validates them exactly as it validates the environment,
+    with the same messages.
+    """
+    for name, field in Settings.model_fields.items():
+        if names and name not in names:
+            continue
+        env = f"NEWS_INGEST_{name.upper()}"
         parser.add_argument(
-            "--" + name.replace("_", "-"), dest=name, type=types.get(name, str), help=helps[name]
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=None,
+            metavar=name.upper(),
+            help=f"{field.description} [{env}]",
         )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    """Defaults, overridden by NEWS_INGEST_* variables, overridden by the flags given."""
     overrides = {
-        field: getattr(args, dest)
-        for dest, field in _SETTING_FLAGS.items()
-        if getattr(args, dest, None) is not None
+        name: getattr(args, name)
+        for name in Settings.model_fields
+        if getattr(args, name, None) is not None
     }
     return Settings(**overrides)
 
@@ -363,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP service")
-    _add_settings_flags(serve, *_SETTING_FLAGS)
+    _add_settings_flags(serve)
     serve.add_argument("--seed-dir", type=Path, help="ingest the files of DIR after start-up")
     serve.add_argument(
         "--grace-s",
@@ -393,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(func=cmd_tail)
 
     info = sub.add_parser("index-info", help="LSH parameters and their match curve")
+    _add_settings_flags(info, "dedup_threshold", "num_perm", "shingle_size")
     info.set_defaults(func=cmd_index_info)
 
     reset = sub.add_parser("reset", help="delete every key of the prefix")
@@ -409,6 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"invalid settings:\n{exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`news-ingest tail | head`): not an error worth a traceback.
+        sys.stderr.close()
+        return 0
     return result
 
 
