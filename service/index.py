@@ -231,6 +231,12 @@ class Store:
     async def reset(self) -> int:
         """Delete every key of this prefix; answers how many went."""
         deleted = 0
+        batch: list[bytes] = []
         async for key in self.client.scan_iter(match=self.keys.all_pattern(), count=1000):
-            deleted += int(await self._wrap(self.client.unlink(key)))
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += int(await self._wrap(self.client.unlink(*batch)))
+                batch.clear()
+        if batch:
+            deleted += int(await self._wrap(self.client.unlink(*batch)))
         return deleted

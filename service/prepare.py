@@ -68,7 +68,9 @@ def parse_batch(raw: bytes, *, ndjson: bool, max_items: int) -> list[Any]:
     text = decode_body(raw)
     items: list[Any]
     if ndjson:
-        lines = [line for line in text.splitlines() if line.strip()]
+        # NDJSON lines end at "\n" only: str.splitlines() would also break at U+2028, U+2029
+        # and U+0085, which JSON strings may hold raw, and split one article into fragments.
+        lines = [line for line in text.split("\n") if line.strip()]
         _check_count(len(lines), max_items)
         items = []
         for number, line in enumerate(lines, start=1):
@@ -222,10 +224,21 @@ def prepare_single(raw: bytes, params: Params) -> Prepared | ItemError:
     return prepare_items([parse_single(raw)], params)[0]
 
 
+# A page whose only date is one htmldate hands to dateparser, which compiles its patterns for
+# every locale on first use: seconds the first real HTML page of each worker would otherwise pay.
+_WARM_HTML = (
+    "<html><head><title>Warm-up story</title></head><body><article><h1>Warm-up story</h1>"
+    + "".join(
+        f"<p>Paragraph {i} of the warm-up story, long enough to be kept as text.</p>"
+        for i in range(8)
+    )
+    + "</article><div class='footer'>Hire the top 1% of talentCopyright 2010</div></body></html>"
+)
+
+
 def warm(params: Params) -> int:
-    """Import and exercise everything once, so the first request is not the slow one."""
+    """Import and exercise every path once (text, HTML, dates), so no request pays for it."""
     import os
 
-    sample = "Warm-up article body. " * 20
-    prepare_items([{"text": sample}], params)
+    prepare_items([{"text": "Warm-up article body. " * 20}, {"html": _WARM_HTML}], params)
     return os.getpid()

@@ -214,6 +214,18 @@ async def test_batch_ndjson_with_a_broken_line(client: Client) -> None:
     assert "id" in fields
 
 
+async def test_ndjson_lines_end_only_at_newline(client: Client) -> None:
+    """U+2028, U+2029 and U+0085 may stand raw inside JSON strings: not line ends."""
+    texts = [seed_text("001") + "\u2028tail", "Line\u2029two\u0085three " + seed_text("004")]
+    body = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\r\n" for t in texts)
+    resp = await client.post(
+        "/v1/articles/batch", data=body.encode(), headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert resp.status == 200
+    results = (await resp.json())["results"]
+    assert [r.get("status") for r in results] == ["unique", "unique"]
+
+
 async def test_batch_limits(make_client: Callable[..., Any], make_settings: Any) -> None:
     client = await make_client(make_settings(max_batch_items=3))
     resp = await client.post("/v1/articles/batch", json=[{"text": "a b c"}] * 4)
