@@ -1,4 +1,4 @@
-"""The ``news-ingest`` command: serve, ingest, tail, index-info, reset.
+"""The ``news-ingest`` command: serve, ingest, tail, index-info, schema, config, reset.
 
 Flags override ``NEWS_INGEST_*`` environment variables, which override the defaults.
 """
@@ -315,6 +315,25 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import render_events_schema
+
+    text = render_events_schema()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote the event schema to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .schema import settings_table
+
+    sys.stdout.write(settings_table())
+    return 0
+
+
 def cmd_reset(args: argparse.Namespace) -> int:
     import redis.asyncio as aioredis
 
@@ -386,6 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("index-info", help="LSH parameters and their match curve")
     _add_settings_flags(info, "dedup_threshold", "num_perm", "shingle_size")
     info.set_defaults(func=cmd_index_info)
+
+    schema = sub.add_parser("schema", help="the JSON Schema of every event")
+    schema.add_argument("--output", type=Path, default=None, help="write to a file, not stdout")
+    schema.set_defaults(func=cmd_schema)
+
+    config = sub.add_parser("config", help="every setting, its variable and default (Markdown)")
+    config.set_defaults(func=cmd_config)
 
     reset = sub.add_parser("reset", help="delete every key of the prefix")
     _add_settings_flags(reset, "redis_url", "data_dir", "key_prefix")

@@ -1,0 +1,183 @@
+"""Redis memory per indexed article, and what a decision costs as the index grows.
+
+    python bench/capacity.py [--redis-url URL] [--sizes 10000,100000] [--probe 500]
+
+Fills the index through the service's own decide step (``Store.decide_many``, the Lua script)
+with distinct synthetic stories of news length, under a throw-away key prefix. At each size it
+measures the Redis memory the prefix holds (``MEMORY USAGE`` of every key) and the time to
+decide ``--probe`` new articles, in batches of 200 as the batch endpoint does. Fingerprints
+are computed up front in worker processes, so the timings are the index step alone. Prints
+figures and the ratio of decision cost between the largest and the smallest size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+
+from service.fingerprint import fingerprint, index_meta
+from service.index import Store, connect
+from service.keys import Keys
+from service.models import ArticlePayload, Prepared
+
+THRESHOLD, NUM_PERM, SHINGLE = 0.8, 128, 5
+BATCH = 200
+
+
+def _words(seed: int = 7, size: int = 20_000) -> list[str]:
+    rng = random.Random(seed)
+    syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "si", "pe", "dra", "gon", "bel", "tor"]
+    return sorted({"".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(size)})
+
+
+_VOCAB = _words()
+
+
+def make_prepared(index: int, words_per_article: int) -> Prepared:
+    """A distinct story of ``words_per_article`` words, fingerprinted like the service does."""
+    rng = random.Random(index)
+    paragraphs = []
+    remaining = words_per_article
+    while remaining > 0:
+        n = min(remaining, rng.randint(30, 70))
+        paragraphs.append(" ".join(rng.choices(_VOCAB, k=n)).capitalize() + ".")
+        remaining -= n
+    text = "\n\n".join(paragraphs)
+    fp = fingerprint(text, num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
+    payload = ArticlePayload(
+        title=f"Story {index}",
+        text=text,
+        source="bench",
+        url=f"https://example.com/story/{index}",
+        published_at=None,
+        language="en",
+        word_count=fp.word_count,
+        content_hash=fp.content_hash,
+    )
+    return Prepared(
+        id=f"cap-{index}",
+        request_hash=fp.content_hash,
+        content_hash=fp.content_hash,
+        signature=fp.signature,
+        bands=fp.bands,
+        source="bench",
+        url=payload.url,
+        payload_json=payload.model_dump_json(),
+        removed=[],
+    )
+
+
+def _chunk(start: int, stop: int, words: int) -> list[Prepared]:
+    return [make_prepared(i, words) for i in range(start, stop)]
+
+
+def prepare_range(pool: ProcessPoolExecutor, start: int, stop: int, words: int) -> list[Prepared]:
+    step = 2000
+    futures = [pool.submit(_chunk, i, min(i + step, stop), words) for i in range(start, stop, step)]
+    return [p for f in futures for p in f.result()]
+
+
+async def fill(store: Store, items: list[Prepared]) -> None:
+    for i in range(0, len(items), BATCH):
+        await store.decide_many(items[i : i + BATCH], dry_run=False)
+
+
+async def prefix_memory(store: Store) -> tuple[int, dict[str, int]]:
+    """Bytes held by every key of the prefix, in total and by key kind."""
+    total = 0
+    kinds: dict[str, int] = {}
+    client = store.client
+    async for key in client.scan_iter(match=store.keys.all_pattern(), count=2000):
+        used = int(await client.memory_usage(key, samples=0) or 0)
+        kind = key.decode().split(":")[1]
+        kinds[kind] = kinds.get(kind, 0) + used
+        total += used
+    return total, kinds
+
+
+async def decision_cost(store: Store, probes: list[Prepared]) -> float:
+    """Milliseconds per decision over the probes (inserted, so each run uses fresh ones)."""
+    started = time.perf_counter()
+    await fill(store, probes)
+    return (time.perf_counter() - started) * 1000 / len(probes)
+
+
+async def run(args: argparse.Namespace) -> None:
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    prefix = f"bench-cap-{uuid.uuid4().hex[:8]}"
+    store = Store(
+        connect(args.redis_url, timeout_s=30.0),
+        Keys(prefix),
+        threshold=THRESHOLD,
+        window_s=3600,
+        stream_maxlen=10_000_000,
+        meta=index_meta(num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD),
+    )
+    print("news-ingest capacity benchmark")
+    print(f"  redis {args.redis_url}, prefix {prefix} (deleted at the end)")
+    print(f"  sizes {sizes}, {args.words} words per article, probe {args.probe} decisions")
+    rows = []
+    try:
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            filled = 0
+            probe_base = 10_000_000
+            for size in sizes:
+                started = time.perf_counter()
+                await fill(store, prepare_range(pool, filled, size, args.words))
+                fill_s = time.perf_counter() - started
+                filled = size
+                costs = []
+                for round_ in range(3):
+                    first = probe_base + (len(rows) * 3 + round_) * args.probe
+                    probes = prepare_range(pool, first, first + args.probe, args.words)
+                    costs.append(await decision_cost(store, probes))
+                    filled += args.probe  # probes are indexed too
+                memory, kinds = await prefix_memory(store)
+                per_article = memory / filled
+                rows.append((size, statistics.median(costs), per_article, kinds, filled))
+                print(
+                    f"... {size:>7} indexed (filled in {fill_s:.0f} s): decision "
+                    f"{statistics.median(costs):.3f} ms (median of 3 x {args.probe}), "
+                    f"{per_article / 1024:.1f} KiB per article"
+                )
+    finally:
+        deleted = await store.reset()
+        await store.client.aclose()
+        print(f"... deleted {deleted} keys")
+
+    print("\nFigures")
+    for size, cost, per_article, kinds, filled in rows:
+        breakdown = ", ".join(
+            f"{k} {v / filled:.0f} B" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])
+        )
+        print(f"  {size:>7} indexed   decision {cost:.3f} ms   memory {per_article:.0f} B/article")
+        print(f"                    per article: {breakdown}")
+    smallest, largest = rows[0], rows[-1]
+    print("\nRatios (same run)")
+    print(f"  decision cost at {largest[0]} / at {smallest[0]}: {largest[1] / smallest[1]:.2f}x")
+    gib = largest[2] * 1_000_000 / 2**30
+    print(
+        f"  Redis memory per million indexed articles: {gib:.2f} GiB "
+        f"({args.words}-word articles, full text stored for GET and replays)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+    )
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--probe", type=int, default=500)
+    parser.add_argument("--words", type=int, default=600)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
