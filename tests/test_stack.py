@@ -72,9 +72,11 @@ def test_dockerfile_env_vars_are_real_settings() -> None:
 def test_commands_exist_in_the_cli() -> None:
     commands = cli_commands()
     entrypoint = re.search(r'^ENTRYPOINT \["([^"]+)"\]', dockerfile(), re.M)
-    assert entrypoint is not None and entrypoint.group(1) == "news-ingest"
+    assert entrypoint is not None
+    assert entrypoint.group(1) == "news-ingest"
     cmd = re.search(r'^CMD \["([^"]+)"', dockerfile(), re.M)
-    assert cmd is not None and cmd.group(1) in commands
+    assert cmd is not None
+    assert cmd.group(1) in commands
     for name, service in compose()["services"].items():
         if service.get("build") and "command" in service:  # our image, so our CLI
             assert service["command"][0] in commands, name
@@ -111,7 +113,8 @@ def test_compose_redis_urls_point_at_the_redis_service() -> None:
         url = service.get("environment", {}).get("NEWS_INGEST_REDIS_URL")
         if url:
             host = re.match(r"redis://([^:/]+)", url)
-            assert host is not None and host.group(1) in services, name
+            assert host is not None, name
+            assert host.group(1) in services, name
             assert services[host.group(1)].get("healthcheck"), "redis needs a healthcheck"
             assert service["depends_on"][host.group(1)]["condition"] == "service_healthy"
     assert "--appendonly" in services["redis"]["command"]
@@ -122,8 +125,10 @@ def test_dockerfile_runs_as_non_root_without_dev_dependencies() -> None:
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     assert "HEALTHCHECK" in text
     assert "[dev]" not in text
-    assert "--require-hashes" in text and "requirements.lock" in text
-    assert text.count("\nFROM ") >= 1 and "python:3.11-slim" in text
+    assert "--require-hashes" in text
+    assert "requirements.lock" in text
+    assert text.count("\nFROM ") >= 1
+    assert "python:3.11-slim" in text
 
 
 def test_lock_pins_every_runtime_dependency() -> None:
