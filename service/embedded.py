@@ -76,3 +76,4 @@ class EmbeddedRedis:
         finally:
             self._server = None
             (self.data_dir / URL_FILE).unlink(missing_ok=True)
+        log.info("embedded server stopped", extra={"data_dir": str(self.data_dir)})

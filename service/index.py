@@ -7,9 +7,11 @@ Every Redis command of the ingest path goes through :class:`Store`; its Lua scri
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -42,13 +44,20 @@ def connect(url: str, *, timeout_s: float) -> aioredis.Redis:
 
     One retry covers a pooled connection that a Redis restart left dead; retrying the
     decide step is safe because a replay of an accepted article publishes nothing.
+    Timeouts are not retried: a hung server (stopped, swapping, a long script) had the
+    whole ``timeout_s`` already, and a retry doubled the wait a client sees before its 503
+    (measured 1.14 s with timeout_s=0.5 against a SIGSTOPped server, tests/test_outage.py).
     """
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout_s,
         socket_connect_timeout=min(timeout_s, 1.0),
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        # supported_errors replaces redis-py's default (connection errors and timeouts).
+        retry=Retry(
+            ExponentialBackoff(cap=0.2, base=0.05),
+            retries=1,
+            supported_errors=(RedisConnectionError,),
+        ),
         health_check_interval=30,
     )
 
@@ -76,8 +85,12 @@ class Store:
         window_s: int,
         stream_maxlen: int,
         meta: dict[str, str],
+        timeout_s: float | None = None,
     ) -> None:
         self.client = client
+        # The most one operation may take in all, connection, retry and NOSCRIPT reload
+        # included; None for tools that may wait (reset).
+        self.timeout_s = timeout_s
         self.meta = meta
         self._meta_checked = False
         self.keys = keys
@@ -87,9 +100,25 @@ class Store:
         self._decide = _Script("decide.lua")
         self._init_meta = _Script("init_meta.lua")
 
+    @contextlib.asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """Bound a whole operation by ``timeout_s``, so a 503 comes within it whatever fails.
+
+        redis-py bounds each connect and each read on its own; an operation of several
+        steps (meta check, pipeline, script reload, second pipeline) could otherwise take
+        a multiple of the timeout. Cancelling a redis-py call is safe: a connection
+        interrupted mid-command is disconnected, not returned to the pool half-read.
+        """
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                yield
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"Redis did not answer within {self.timeout_s:g} s") from exc
+
     async def ping(self) -> None:
         try:
-            await self.client.ping()
+            async with self._deadline():
+                await self.client.ping()
         except RedisError as exc:
             raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
 
@@ -98,7 +127,8 @@ class Store:
         meta = self.meta
         args = [v for pair in sorted(meta.items()) for v in pair]
         try:
-            raw = await self._call(self._init_meta, [self.keys.index_meta], args)
+            async with self._deadline():
+                raw = await self._call(self._init_meta, [self.keys.index_meta], args)
         except ResponseError as exc:
             raise StoreUnavailable(f"Redis refused the index setup: {exc}") from exc
         recorded = {raw[i].decode(): raw[i + 1].decode() for i in range(0, len(raw), 2)}
@@ -161,9 +191,22 @@ class Store:
         """
         if not items:
             return []
+        calls = [self._decide_call(item, dry_run) for item in items]
+        async with self._deadline():
+            results = await self._decide_calls(calls)
+        decisions = []
+        for r in results:
+            if isinstance(r, Exception):
+                raise StoreUnavailable(f"the decide step failed: {r}") from r
+            decision_json, replayed = r
+            decision = Decision.model_validate_json(decision_json)
+            decision.replayed = bool(replayed)
+            decisions.append(decision)
+        return decisions
+
+    async def _decide_calls(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         if not self._meta_checked:
             await self.ensure_meta()
-        calls = [self._decide_call(item, dry_run) for item in items]
         results = await self._pipeline(calls)
         if any(isinstance(r, NoScriptError) for r in results):
             # The server lost its scripts (a restart, SCRIPT FLUSH). An item refused with
@@ -176,15 +219,7 @@ class Store:
             again = await self._pipeline([calls[i] for i in retry_at])
             for i, r in zip(retry_at, again, strict=True):
                 results[i] = r
-        decisions = []
-        for r in results:
-            if isinstance(r, Exception):
-                raise StoreUnavailable(f"the decide step failed: {r}") from r
-            decision_json, replayed = r
-            decision = Decision.model_validate_json(decision_json)
-            decision.replayed = bool(replayed)
-            decisions.append(decision)
-        return decisions
+        return results
 
     async def _pipeline(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         async def run() -> list[Any]:
@@ -198,7 +233,8 @@ class Store:
 
     async def _wrap(self, awaitable: Awaitable[T]) -> T:
         try:
-            return await awaitable
+            async with self._deadline():
+                return await awaitable
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
 
