@@ -63,20 +63,46 @@ _HTTP_CODES = {
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, latency metric, and the one mapping of errors to JSON answers."""
+    """Request id, latency metric, access log, and the one mapping of errors to JSON answers."""
     given = request.headers.get("X-Request-ID", "")
     rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     token = logs.request_id.set(rid)
     started = time.perf_counter()
-    response: web.StreamResponse
     try:
-        response = await handler(request)
+        response = await _answer(request, handler)
+        response.headers["X-Request-ID"] = rid
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        elapsed_s = time.perf_counter() - started
+        request.app[METRICS].requests.labels(name, request.method, str(response.status)).observe(
+            elapsed_s
+        )
+        # One line per request, in place of aiohttp's access log: the route pattern rather
+        # than the path (ids stay out of aggregations), never a body or a header value.
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "route": name,
+                "status": response.status,
+                "duration_ms": round(elapsed_s * 1000, 2),
+            },
+        )
+        return response
+    finally:
+        logs.request_id.reset(token)
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's response, or the JSON error its exception maps to."""
+    try:
+        return await handler(request)
     except InputError as exc:
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
     except StoreUnavailable as exc:
         request.app[METRICS].redis_errors.inc()
         log.warning("redis unavailable", extra={"error": str(exc)})
-        response = error_response(
+        return error_response(
             503,
             "store_unavailable",
             "Redis is unavailable; the article was not accepted. Retry later.",
@@ -84,19 +110,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     except web.HTTPException as exc:
         code = _HTTP_CODES.get(exc.status, "http_error")
-        response = error_response(exc.status, code, exc.reason)
+        return error_response(exc.status, code, exc.reason)
     except Exception:
         log.exception("unhandled error", extra={"path": request.path})
-        response = error_response(500, "internal_error", "internal error; see the service log")
-    finally:
-        logs.request_id.reset(token)
-    response.headers["X-Request-ID"] = rid
-    route = request.match_info.route.resource
-    name = route.canonical if route is not None else "unmatched"
-    request.app[METRICS].requests.labels(name, request.method, str(response.status)).observe(
-        time.perf_counter() - started
-    )
-    return response
+        return error_response(500, "internal_error", "internal error; see the service log")
 
 
 @web.middleware
@@ -114,9 +131,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         )
     # Compare against every key, always, in constant time: timing must not tell which
     # prefix or which key came close.
+    # aiohttp decodes header bytes that are not UTF-8 as surrogate escapes; encode them back
+    # to those bytes (a wrong key, so a 401) instead of failing the encode with a 500.
+    presented = given.encode("utf-8", "surrogateescape")
     matched = False
     for key in keys:
-        matched |= hmac.compare_digest(given.encode(), key.encode())
+        matched |= hmac.compare_digest(presented, key.encode())
     if not matched:
         raise InputError(401, "unauthorized", "the API key is not valid")
     return await handler(request)
@@ -172,10 +192,23 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     if declared is not None and declared > limit:
         raise too_large
     body = bytearray()
-    async for chunk in request.content.iter_chunked(_READ_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        # aiohttp inflates a gzip or deflate body in bounded steps as it is read, so a small
+        # body that inflates past the limit is refused here after about ``limit`` bytes.
+        async for chunk in request.content.iter_chunked(_READ_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except web.RequestPayloadError as exc:
+        # A body the parser cannot decode: corrupt gzip or deflate, broken chunked framing.
+        reason = getattr(exc.__cause__, "message", None) or str(exc)
+        field = "Content-Encoding" if "content-encoding" in reason.lower() else "body"
+        raise InputError(
+            400,
+            "undecodable_body",
+            f"the request body could not be read: {reason}",
+            [{"field": field, "message": reason}],
+        ) from exc
     return bytes(body)
 
 
@@ -268,7 +301,9 @@ async def openapi(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/articles", post_article)
     app.router.add_post("/v1/articles/batch", post_batch)
-    app.router.add_get("/v1/articles/{id}", get_article)
+    # aiohttp's default for {id} is [^{}/]+: an id with a brace would be a bare 404 "Not
+    # Found" from the router; matching any segment lets get_article answer 422 on the id.
+    app.router.add_get("/v1/articles/{id:[^/]+}", get_article)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 SCHEMA_VERSION = 1
 
@@ -22,6 +23,35 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+# Lone surrogates: JSON may spell them ("\\ud800"), but they are not Unicode text and cannot be
+# encoded as UTF-8 for hashing, Redis or events.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 controls and DEL; tab, newline and carriage return included.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+# JSON Schema only: the validators below are the authority. These make /openapi.json say what
+# the validators accept, so generated clients (and the schemathesis fuzz tests) send articles
+# the service can take rather than ones it must refuse.
+_NO_NUL_SCHEMA: JsonDict = {"pattern": "^[^\\u0000]*$"}
+_URL_SCHEMA: JsonDict = {
+    "format": "uri",
+    "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\u0000-\\u001f\\u007f]+$",
+}
+_SOURCE_SCHEMA: JsonDict = {"pattern": "^[^\\u0000-\\u001f\\u007f]+$"}
+_LANGUAGE_SCHEMA: JsonDict = {"pattern": _LANGUAGE.pattern}
+# Exactly one of text or html, as _one_body checks it: the other absent or null.
+_ONE_BODY_SCHEMA: JsonDict = {
+    "oneOf": [
+        {
+            "required": ["text"],
+            "properties": {"text": {"type": "string"}, "html": {"type": "null"}},
+        },
+        {
+            "required": ["html"],
+            "properties": {"html": {"type": "string"}, "text": {"type": "null"}},
+        },
+    ]
+}
 
 Status = Literal["unique", "duplicate", "updated"]
 Relation = Literal["exact", "near_duplicate", "excerpt", "superset", "revision"]
@@ -31,24 +61,34 @@ ArticleEventType = Literal["article.created", "article.updated"]
 class ArticleIn(BaseModel):
     """One article as a scraper, feed or archive sends it: exactly one of ``text`` or ``html``."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=False, json_schema_extra=_ONE_BODY_SCHEMA
+    )
 
     id: Annotated[str, Field(pattern=ID_PATTERN)] | None = Field(
         None,
         description="Stable id. Kept when given; else derived from the normalised url, "
         "else from the content hash.",
     )
-    url: Annotated[str, Field(max_length=2048)] | None = Field(
+    url: Annotated[str, Field(max_length=2048, json_schema_extra=_URL_SCHEMA)] | None = Field(
         None, description="Canonical http(s) URL of the article."
     )
-    source: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
-        None, description='Publisher name. Default: the url host, else "unknown".'
+    source: (
+        Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=_SOURCE_SCHEMA)] | None
+    ) = Field(None, description='Publisher name. Default: the url host, else "unknown".')
+    title: Annotated[str, Field(max_length=2000, json_schema_extra=_NO_NUL_SCHEMA)] | None = None
+    text: Annotated[str, Field(json_schema_extra=_NO_NUL_SCHEMA)] | None = Field(
+        None, description="Raw scraped text. Exclusive with html."
     )
-    title: Annotated[str, Field(max_length=2000)] | None = None
-    text: str | None = Field(None, description="Raw scraped text. Exclusive with html.")
-    html: str | None = Field(None, description="Raw HTML of the page. Exclusive with text.")
-    published_at: str | None = Field(None, description="RFC 3339 timestamp with offset.")
-    language: str | None = Field(None, description="BCP 47 language tag, e.g. en or pt-BR.")
+    html: Annotated[str, Field(json_schema_extra=_NO_NUL_SCHEMA)] | None = Field(
+        None, description="Raw HTML of the page. Exclusive with text."
+    )
+    published_at: Annotated[str, Field(json_schema_extra={"format": "date-time"})] | None = Field(
+        None, description="RFC 3339 timestamp with offset."
+    )
+    language: Annotated[str, Field(json_schema_extra=_LANGUAGE_SCHEMA)] | None = Field(
+        None, description="BCP 47 language tag, e.g. en or pt-BR."
+    )
 
     @field_validator("url")
     @classmethod
@@ -62,6 +102,10 @@ class ArticleIn(BaseModel):
             raise ValueError(f"is not a valid URL: {exc}") from exc
         if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an absolute http or https URL")
+        # urlsplit drops tabs and newlines inside a URL and keeps other controls; either way
+        # the URL as given would travel verbatim into events and the derived id.
+        if _CONTROL.search(value.strip()):
+            raise ValueError("must not contain control characters (U+0000-U+001F, U+007F)")
         return value.strip()
 
     @field_validator("published_at")
@@ -90,8 +134,25 @@ class ArticleIn(BaseModel):
     @classmethod
     def _no_nul(cls, value: str | None) -> str | None:
         # NUL has no place in an article and breaks some downstream stores; say so plainly.
-        if value is not None and "\x00" in value:
+        # The other C0 and C1 controls (U+0001-U+001F, U+007F-U+009F) are scraping debris in
+        # text, html and title: the cleaner drops them silently, since refusing the article
+        # for a stray \x01 would lose a real story. ``source`` is refused for them below.
+        if value is None:
+            return None
+        if "\x00" in value:
             raise ValueError("must not contain NUL characters")
+        if _SURROGATE.search(value):
+            # pydantic refuses them in constrained strings already; text and html are not.
+            raise ValueError("must not contain unpaired surrogates (U+D800-U+DFFF)")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _no_controls(cls, value: str | None) -> str | None:
+        # A label, not prose: no cleaner runs over it, so a control character would be
+        # published verbatim in every event of this source.
+        if value is not None and _CONTROL.search(value):
+            raise ValueError("must not contain control characters (U+0000-U+001F, U+007F)")
         return value
 
     @model_validator(mode="after")

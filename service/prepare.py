@@ -24,6 +24,12 @@ from .urls import host_of, normalise_url
 
 log = logging.getLogger(__name__)
 
+# How deep a batch item may nest. Every article field is a string, so an item nesting deeper
+# than this cannot be valid; and parsed items cross process boundaries as pickles, which
+# recurse once per level and fail past ~500 (json.loads itself stops at ~1000). Such an item
+# fails alone here, in the worker, instead of failing the whole request with a 500.
+MAX_ITEM_DEPTH = 32
+
 
 def decode_body(raw: bytes) -> str:
     try:
@@ -53,6 +59,15 @@ def loads(text: str, what: str = "request body") -> Any:
         raise InputError(
             400, "json_too_deep", f"{what} nests JSON too deeply", [{"field": "body"}]
         ) from exc
+    except ValueError as exc:
+        # Valid JSON Python will not read: an integer of more than 4300 digits (CPython's
+        # guard against quadratic int parsing). A client's doing, so a 400, not a 500.
+        raise InputError(
+            400,
+            "json_number_too_long",
+            f"{what} holds a number too long to read: {exc}",
+            [{"field": "body"}],
+        ) from exc
 
 
 def parse_single(raw: bytes) -> Any:
@@ -75,7 +90,7 @@ def parse_batch(raw: bytes, *, ndjson: bool, max_items: int) -> list[Any]:
         items = []
         for number, line in enumerate(lines, start=1):
             try:
-                items.append(loads(line, f"line {number}"))
+                items.append(_shallow(loads(line, f"line {number}")))
             except InputError as exc:
                 items.append(ItemError(exc.status, exc.code, exc.message, exc.details))
         return items
@@ -89,7 +104,44 @@ def parse_batch(raw: bytes, *, ndjson: bool, max_items: int) -> list[Any]:
             [{"field": "body", "message": f"expected an array, got {type(parsed).__name__}"}],
         )
     _check_count(len(parsed), max_items)
-    return parsed
+    return [_shallow(item) for item in parsed]
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` holds containers more than ``limit`` levels deep (without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _shallow(item: Any) -> Any:
+    """``item`` itself, or an :class:`ItemError` naming the field that nests too deeply."""
+    field_name: str | None = None
+    if isinstance(item, dict):
+        field_name = next(
+            (
+                str(key)
+                for key, value in item.items()
+                if isinstance(value, dict | list) and _nests_deeper(value, MAX_ITEM_DEPTH - 1)
+            ),
+            None,
+        )
+    elif isinstance(item, list) and _nests_deeper(item, MAX_ITEM_DEPTH):
+        field_name = "body"
+    if field_name is None:
+        return item
+    message = f"nests JSON deeper than {MAX_ITEM_DEPTH} levels; article fields are strings"
+    return ItemError(
+        422,
+        "validation_error",
+        f"invalid article: check {field_name}",
+        [{"field": field_name, "message": message, "type": "too_deep"}],
+    )
 
 
 def _check_count(count: int, max_items: int) -> None:
@@ -109,7 +161,7 @@ def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     details = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = ".".join(str(part) for part in err["loc"])
-        if not loc:
+        if not err["loc"]:  # not `not loc`: an unknown field named "" must be named as such
             # The only object-level rule names its fields in its message.
             loc = "text" if "'text' or 'html'" in err["msg"] else "body"
         message = err["msg"].removeprefix("Value error, ")
@@ -213,8 +265,12 @@ def prepare_items(items: list[Any], params: Params) -> list[Prepared | ItemError
             results.append(prepare_article(article, params))
         except Exception:  # one pathological document must not fail its whole batch
             log.exception("unexpected failure preparing an article")
+            field_name = "html" if article.html is not None else "text"
+            message = "the article could not be processed"
             results.append(
-                ItemError(422, "unprocessable", "the article could not be processed", [])
+                ItemError(
+                    422, "unprocessable", message, [{"field": field_name, "message": message}]
+                )
             )
     return results
 
