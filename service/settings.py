@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -15,18 +16,55 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _PREFIX_RE = re.compile(r"^(\{[A-Za-z0-9._-]+\})?[A-Za-z0-9._:-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
+DEFAULT_DOC_TIMEOUT_S = 20.0
+
+
+def read_api_keys(path: Path) -> list[str]:
+    """The keys of an API key file: one per line; blank lines and ``#`` comment lines skipped."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ValueError(
+            f"api_keys_file {str(path)!r} cannot be read ({exc.strerror or exc}); "
+            "check the path and that the service's user may read it"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"api_keys_file {str(path)!r} is not UTF-8 text") from exc
+    keys = [line.strip() for line in text.splitlines()]
+    keys = [key for key in keys if key and not key.startswith("#")]
+    if not keys:
+        # Failing closed: an empty file most likely means a deployment mistake, and running
+        # without keys would open the API to anyone.
+        raise ValueError(
+            f"api_keys_file {str(path)!r} holds no keys (only blank or # comment lines), which "
+            "would turn authentication off; add a key, or unset api_keys_file"
+        )
+    return keys
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``: fit for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
 
 class Settings(BaseSettings):
     """Every tunable of the service. Each field can be set as ``NEWS_INGEST_<FIELD>``."""
 
+    # hide_input_in_errors: a settings error must not echo an API key or a Redis password.
     model_config = SettingsConfigDict(
-        env_prefix="NEWS_INGEST_", extra="ignore", validate_default=True
+        env_prefix="NEWS_INGEST_", extra="ignore", validate_default=True, hide_input_in_errors=True
     )
 
     host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port (0 picks a free one).")
     redis_url: str | None = Field(
         None,
+        repr=False,  # may hold a password
         description="redis://, rediss:// or unix:// URL. Unset: start the embedded Valkey server.",
     )
     data_dir: Path = Field(
@@ -64,13 +102,27 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(1000, ge=1, le=100_000, description="Most articles in one batch.")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Accepted API keys, comma-separated. Empty: no authentication.",
+        repr=False,
+        description="Accepted API keys, comma-separated; the keys of api_keys_file are added to "
+        "them. None at all: no authentication.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="File of accepted API keys, one per line (blank lines and # comment lines "
+        "skipped), added to api_keys. Read at start-up; unreadable or empty is an error.",
     )
     workers: int = Field(
         0, ge=0, le=256, description="Processes for cleaning and hashing; 0 means one per core."
     )
     redis_timeout_s: float = Field(
         2.0, gt=0, description="Socket timeout for Redis commands; an outage answers 503 past it."
+    )
+    doc_timeout_s: float = Field(
+        DEFAULT_DOC_TIMEOUT_S,
+        gt=0,
+        le=3600,
+        description="Longest time cleaning and fingerprinting one document may take; past it the "
+        "document fails with extraction_timeout and its worker process is replaced.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
 
@@ -110,6 +162,16 @@ class Settings(BaseSettings):
     def _check_streams_differ(self) -> Settings:
         if self.articles_stream == self.duplicates_stream:
             raise ValueError("articles_stream and duplicates_stream must be different streams")
+        return self
+
+    @model_validator(mode="after")
+    def _add_file_keys(self) -> Settings:
+        # Merged into api_keys itself, so every reader of api_keys (the auth middleware, the
+        # OpenAPI document) sees the keys of both sources and none can forget the file.
+        if self.api_keys_file is not None:
+            self.api_keys = list(
+                dict.fromkeys([*self.api_keys, *read_api_keys(self.api_keys_file)])
+            )
         return self
 
     @property

@@ -4,12 +4,10 @@ per test (deleted afterwards), one process pool shared by the session, and the a
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,9 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from service.keys import Keys
+from service.models import Params
+from service.pipeline import warm_worker
+from service.pool import WorkerPool
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,24 +57,31 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pool() -> Iterator[ProcessPoolExecutor]:
-    executor = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
-    yield executor
-    executor.shutdown(wait=True, cancel_futures=True)
+def pool() -> Iterator[WorkerPool]:
+    """Two warmed workers for the session; an app given them uses them and leaves them running."""
+    params = Params(num_perm=128, shingle_size=5, threshold=0.8)
+    with WorkerPool(2, initializer=warm_worker, initargs=(params,)) as workers:
+        yield workers
 
 
 @pytest.fixture
-def prefix() -> str:
-    return f"test-{uuid.uuid4().hex[:12]}"
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of the test's own; every key under it is deleted afterwards."""
+    import redis
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    with redis.Redis.from_url(redis_url) as client:
+        batch = list(client.scan_iter(match=Keys(name).all_pattern(), count=1000))
+        for start in range(0, len(batch), 1000):
+            client.unlink(*batch[start : start + 1000])
 
 
 @pytest.fixture
 async def redis_client(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Redis]:
-    """A client for inspecting what the service wrote; deletes the test's keys afterwards."""
+    """A client for inspecting what the service wrote (the prefix fixture deletes the keys)."""
     client = aioredis.Redis.from_url(redis_url)
     yield client
-    async for key in client.scan_iter(match=Keys(prefix).all_pattern(), count=1000):
-        await client.unlink(key)
     await client.aclose()
 
 
@@ -100,7 +108,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 def make_client(
-    aiohttp_client: Any, pool: ProcessPoolExecutor, redis_client: aioredis.Redis
+    aiohttp_client: Any, pool: WorkerPool, redis_client: aioredis.Redis
 ) -> Callable[..., Any]:
     """Build a test client for an app with the given settings (sharing the process pool)."""
 
