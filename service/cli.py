@@ -21,13 +21,15 @@ from pydantic import ValidationError
 
 from . import logs
 from .embedded import recorded_url
+from .errors import IndexMismatch
 from .fingerprint import lsh_params, match_probability
 from .loader import Record, load
 from .models import ItemError, parse_event
-from .settings import Settings
+from .settings import Settings, redact_url
 from .state import PIPELINE, REDIS_URL, SETTINGS
 
 log = logging.getLogger("service.cli")
+
 
 def _add_settings_flags(parser: argparse.ArgumentParser, *names: str) -> None:
     """One ``--flag`` per setting (all of them when no names are given), typed by pydantic.
@@ -187,20 +189,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     async def announce(app: web.Application) -> None:
         print(
             f"news-ingest listening on http://{settings.host}:{settings.port} "
-            f"(redis {app[REDIS_URL]}, prefix {settings.key_prefix!r})",
+            f"(redis {redact_url(app[REDIS_URL])}, prefix {settings.key_prefix!r})",
             file=sys.stderr,
             flush=True,
         )
 
     app.on_startup.append(announce)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        shutdown_timeout=float(args.grace_s),
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            # aiohttp waits this long for in-flight handlers, then cancels them and waits up
+            # to as long again: half the grace period each keeps the whole within --grace-s.
+            shutdown_timeout=float(args.grace_s) / 2,
+            access_log=None,
+        )
+    except IndexMismatch as exc:
+        print(f"news-ingest: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

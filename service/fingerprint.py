@@ -32,6 +32,7 @@ _QUOTES = str.maketrans(
     }
 )  # fmt: skip
 _WS = re.compile(r"\s+")
+_UPDATE_SLICE = 1 << 16
 _WORD = re.compile(r"\w+")
 
 
@@ -83,8 +84,11 @@ def minhash(items: set[bytes], num_perm: int) -> MinHash:
         num_perm=num_perm,
         scheme="affine32",
     )
-    if items:
-        mh.update_batch(list(items))
+    ordered = list(items)
+    # update_batch builds a (shingles x num_perm) matrix: feeding it in slices gives the same
+    # minimum with memory bounded per slice (a 10 MB article would otherwise take ~2 GB).
+    for start in range(0, len(ordered), _UPDATE_SLICE):
+        mh.update_batch(ordered[start : start + _UPDATE_SLICE])
     return mh
 
 
