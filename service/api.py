@@ -20,7 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import logs
 from .errors import InputError, StoreUnavailable
 from .models import ID_PATTERN, Decision, ErrorBody, ItemError
-from .state import METRICS, OPENAPI, PIPELINE, SETTINGS, STORE
+from .pool import WorkerPool
+from .state import EXECUTOR, METRICS, OPENAPI, PIPELINE, SETTINGS, STORE
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +291,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    pool = request.app.get(EXECUTOR)
+    if isinstance(pool, WorkerPool):
+        request.app[METRICS].worker_replacements.set(pool.replacements)
     payload = generate_latest(request.app[METRICS].registry)
     return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

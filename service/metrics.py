@@ -6,10 +6,15 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Sources become label values; past this many distinct ones, the rest count as "other" so a
+# client sending random source names cannot grow the exposition without bound.
+MAX_SOURCE_LABELS = 500
+
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    _sources: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -17,6 +22,12 @@ class Metrics:
             "news_ingest_articles_total",
             "Articles decided, by status and relation.",
             ["status", "relation"],
+            registry=r,
+        )
+        self.by_source = Counter(
+            "news_ingest_source_articles_total",
+            "Articles decided, by source and status.",
+            ["source", "status"],
             registry=r,
         )
         self.rejected = Counter(
@@ -41,3 +52,17 @@ class Metrics:
         self.pool_pending = Gauge(
             "news_ingest_pool_pending", "CPU tasks submitted and not yet finished.", registry=r
         )
+        self.worker_replacements = Gauge(
+            "news_ingest_worker_replacements",
+            "Worker processes replaced since start (a document overran its deadline, a crash).",
+            registry=r,
+        )
+
+    def source_label(self, source: str) -> str:
+        """The label value for a source, bounded in number."""
+        if source in self._sources:
+            return source
+        if len(self._sources) < MAX_SOURCE_LABELS:
+            self._sources.add(source)
+            return source
+        return "other"

@@ -188,6 +188,7 @@ class Pipeline:
 
     def _count(self, decision: Decision, item: Prepared) -> None:
         self.metrics.articles.labels(decision.status, decision.relation or "none").inc()
+        self.metrics.by_source.labels(self.metrics.source_label(item.source), decision.status).inc()
         for _text, layer, _reason in item.removed:
             self.metrics.removed.labels(layer).inc()
 

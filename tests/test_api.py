@@ -388,6 +388,9 @@ async def test_probes_and_metrics(client: Client) -> None:
     text = await resp.text()
     assert 'news_ingest_articles_total{relation="none",status="unique"} 1.0' in text
     assert "news_ingest_request_seconds_bucket" in text
+    assert 'news_ingest_source_articles_total{source="unknown",status="unique"} 1.0' in text
+    assert "news_ingest_worker_replacements" in text
+    assert "news_ingest_pool_pending" in text
 
 
 async def test_openapi_document(client: Client, settings: Settings) -> None:
