@@ -548,8 +548,11 @@ def _worker_main(
     conn: Connection, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
 ) -> None:
     """A worker: run the initializer, then answer tasks until told to stop or orphaned."""
-    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    # Ctrl-C and a service manager's SIGTERM reach the whole process group; the parent decides
+    # when workers stop (after in-flight requests are answered), and a worker whose parent is
+    # gone exits by itself (_watch_parent), so ignoring both cannot leave an orphan.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _watch_parent(os.getppid())
     try:
         if initializer is not None:
