@@ -93,11 +93,27 @@ async def prefix_memory(store: Store) -> tuple[int, dict[str, int]]:
     total = 0
     kinds: dict[str, int] = {}
     client = store.client
+    batch: list[bytes] = []
+
+    async def measure() -> None:
+        nonlocal total
+        # One round trip per thousand keys: millions of keys one by one take many minutes.
+        async with client.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.memory_usage(key, samples=0)
+            sizes = await pipe.execute()
+        for key, used in zip(batch, sizes, strict=True):
+            kind = key.decode().split(":")[1]
+            kinds[kind] = kinds.get(kind, 0) + int(used or 0)
+            total += int(used or 0)
+        batch.clear()
+
     async for key in client.scan_iter(match=store.keys.all_pattern(), count=2000):
-        used = int(await client.memory_usage(key, samples=0) or 0)
-        kind = key.decode().split(":")[1]
-        kinds[kind] = kinds.get(kind, 0) + used
-        total += used
+        batch.append(key)
+        if len(batch) >= 1000:
+            await measure()
+    if batch:
+        await measure()
     return total, kinds
 
 
@@ -138,6 +154,8 @@ async def run(args: argparse.Namespace) -> None:
                     probes = prepare_range(pool, first, first + args.probe, args.words)
                     costs.append(await decision_cost(store, probes))
                     filled += args.probe  # probes are indexed too
+                step = f"... {size:>7} indexed: decision {statistics.median(costs):.3f} ms"
+                print(step + f" (median of 3 x {args.probe})", flush=True)
                 memory, kinds = await prefix_memory(store)
                 per_article = memory / filled
                 rows.append((size, statistics.median(costs), per_article, kinds, filled))
