@@ -20,8 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import logs
 from .errors import InputError, StoreUnavailable
 from .models import ID_PATTERN, Decision, ErrorBody, ItemError
-from .pool import WorkerPool
-from .state import EXECUTOR, METRICS, OPENAPI, PIPELINE, SETTINGS, STORE
+from .state import METRICS, OPENAPI, PIPELINE, POOL, SETTINGS, STORE
 
 log = logging.getLogger(__name__)
 
@@ -291,9 +290,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    pool = request.app.get(EXECUTOR)
-    if isinstance(pool, WorkerPool):
-        request.app[METRICS].worker_replacements.set(pool.replacements)
+    request.app[METRICS].worker_replacements.set(request.app[POOL].replacements)
     payload = generate_latest(request.app[METRICS].registry)
     return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 
 from aiohttp import web
 
@@ -21,7 +20,7 @@ from .models import Params
 from .pipeline import Pipeline, warm_worker
 from .pool import WorkerPool
 from .settings import Settings
-from .state import EXECUTOR, METRICS, OPENAPI, PIPELINE, REDIS_URL, SETTINGS, STORE
+from .state import METRICS, OPENAPI, PIPELINE, POOL, REDIS_URL, SETTINGS, STORE
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +36,6 @@ def params_of(settings: Settings) -> Params:
 def make_pool(workers: int, params: Params) -> WorkerPool:
     """Worker processes that can be killed one by one when a document overruns its deadline."""
     return WorkerPool(workers, initializer=warm_worker, initargs=(params,))
-
-
-async def warm_pool(executor: Executor, params: Params, workers: int) -> None:
-    """Start every worker and import trafilatura there before the first request arrives."""
-    if isinstance(executor, WorkerPool):
-        await executor.start()  # a worker counts as started once its initializer has run
-        return
-    loop = asyncio.get_running_loop()
-    await asyncio.gather(
-        *(loop.run_in_executor(executor, warm_worker, params) for _ in range(workers))
-    )
 
 
 def _store(settings: Settings, url: str) -> Store:
@@ -101,15 +89,15 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     params = params_of(settings)
     owned: WorkerPool | None = None
-    if EXECUTOR not in app:
-        owned = app[EXECUTOR] = make_pool(settings.worker_count, params)
-    executor = app[EXECUTOR]
-    await warm_pool(executor, params, settings.worker_count)
+    if POOL not in app:
+        owned = app[POOL] = make_pool(settings.worker_count, params)
+    pool = app[POOL]
+    # Every worker starts and runs its warm-up (imports, dateparser) before the first request.
+    await pool.start()
     app[PIPELINE] = Pipeline(
         app[STORE],
-        executor,
+        pool,
         params,
-        workers=settings.worker_count,
         max_batch_items=settings.max_batch_items,
         metrics=app[METRICS],
         doc_timeout_s=settings.doc_timeout_s,
@@ -125,8 +113,8 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
             log.info("process pool shut down", extra={"workers": settings.worker_count})
 
 
-def create_app(settings: Settings, *, executor: Executor | None = None) -> web.Application:
-    """The application; pass ``executor`` to share one process pool between apps (tests)."""
+def create_app(settings: Settings, *, pool: WorkerPool | None = None) -> web.Application:
+    """The application; pass ``pool`` to share one worker pool between apps (tests)."""
     # The body is read and size-checked by the handlers themselves (see api._read_body).
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
@@ -135,8 +123,8 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> web.A
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[OPENAPI] = openapi.build(settings)
-    if executor is not None:
-        app[EXECUTOR] = executor
+    if pool is not None:
+        app[POOL] = pool
     bands, rows = lsh_params(settings.dedup_threshold, settings.num_perm)
     log.debug("lsh parameters", extra={"bands": bands, "rows": rows})
     app.cleanup_ctx.append(_redis_ctx)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from .errors import ExtractionTimeout, TaskTimeout, WorkerCrashed
@@ -49,42 +49,36 @@ Outcome = Decision | ItemError
 
 
 class Pipeline:
-    """Runs articles through the stages; shared by the HTTP API and the seed loader.
-
-    ``executor`` is normally a :class:`WorkerPool`, which enforces ``doc_timeout_s``. Any
-    other Executor works too (a ThreadPoolExecutor to profile everything in one process), but
-    without deadlines: a stuck document then holds its request until it finishes.
-    """
+    """Runs articles through the stages; shared by the HTTP API and the seed loader."""
 
     def __init__(
         self,
         store: Store,
-        executor: Executor,
+        pool: WorkerPool,
         params: Params,
         *,
-        workers: int,
         max_batch_items: int,
         metrics: Metrics,
         doc_timeout_s: float = DEFAULT_DOC_TIMEOUT_S,
     ) -> None:
         self.store = store
-        self.executor = executor
-        self.pool = executor if isinstance(executor, WorkerPool) else None
+        self.pool = pool
         self.params = params
-        # A batch is split into one chunk per worker, each chunk one task.
-        self.workers = self.pool.size if self.pool is not None else max(1, workers)
         self.max_batch_items = max_batch_items
         self.metrics = metrics
         self.doc_timeout_s = doc_timeout_s
 
-    async def _offload(self, fn: Callable[..., T], *args: Any, timeout_s: float | None) -> T:
+    @contextmanager
+    def _pending(self) -> Iterator[None]:
         self.metrics.pool_pending.inc()
         try:
-            if self.pool is not None:
-                return await self.pool.run(fn, *args, timeout_s=timeout_s)
-            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+            yield
         finally:
             self.metrics.pool_pending.dec()
+
+    async def _offload(self, fn: Callable[..., T], *args: Any, timeout_s: float | None) -> T:
+        with self._pending():
+            return await self.pool.run(fn, *args, timeout_s=timeout_s)
 
     async def ingest_one(self, raw: bytes, *, dry_run: bool) -> Outcome:
         """One request body holding one article. Body-level problems raise InputError."""
@@ -103,7 +97,8 @@ class Pipeline:
     async def ingest_batch(self, raw: bytes, *, ndjson: bool, dry_run: bool) -> list[Outcome]:
         """A batch body; each item succeeds or fails alone, results in input order."""
         items = await self._offload(_parse_batch, raw, ndjson, self.max_batch_items, timeout_s=None)
-        chunks = _split(items, self.workers)
+        # One chunk per worker, each chunk one task.
+        chunks = _split(items, self.pool.size)
         offsets = [sum(len(c) for c in chunks[:i]) for i in range(len(chunks))]
         prepared_chunks = await asyncio.gather(
             *(
@@ -116,15 +111,10 @@ class Pipeline:
 
     async def _prepare_chunk(self, chunk: list[Any], offset: int) -> list[Prepared | ItemError]:
         """Prepare the items of one chunk in one worker, each item with its own deadline."""
-        if self.pool is None:
-            return await self._offload(prepare_items, chunk, self.params, timeout_s=None)
-        self.metrics.pool_pending.inc()
-        try:
+        with self._pending():
             results = await self.pool.run_each(
                 _prepare_one, chunk, self.params, timeout_s=self.doc_timeout_s
             )
-        finally:
-            self.metrics.pool_pending.dec()
         outcomes: list[Prepared | ItemError] = []
         for position, (obj, result) in enumerate(zip(chunk, results, strict=True)):
             if isinstance(result, Prepared | ItemError):

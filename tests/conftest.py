@@ -115,7 +115,7 @@ def make_client(
     from service.app import create_app
 
     async def make(settings: Settings) -> TestClient[Any, Any]:
-        client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, executor=pool))
+        client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, pool=pool))
         return client
 
     return make

@@ -298,7 +298,7 @@ async def deadline_client(
     await until(lambda: len(app_pool.pids) == 1, timeout_s=60)
     from service.state import PIPELINE
 
-    app = create_app(make_settings(doc_timeout_s=DEADLINE_S), executor=app_pool)
+    app = create_app(make_settings(doc_timeout_s=DEADLINE_S), pool=app_pool)
     client: Client = await aiohttp_client(app)
     assert app[PIPELINE].doc_timeout_s == DEADLINE_S, "create_app passes doc_timeout_s on"
     return client
