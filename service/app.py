@@ -13,7 +13,7 @@ from .api import auth_middleware, error_middleware, setup_routes
 from .embedded import EmbeddedRedis
 from .errors import StoreUnavailable
 from .fingerprint import index_meta, lsh_params
-from .index import Store, connect
+from .index import LearnParams, Store, connect
 from .keys import Keys
 from .metrics import Metrics
 from .models import Params
@@ -30,6 +30,7 @@ def params_of(settings: Settings) -> Params:
         num_perm=settings.num_perm,
         shingle_size=settings.shingle_size,
         threshold=settings.dedup_threshold,
+        max_html_bytes=settings.max_html_bytes,
     )
 
 
@@ -52,6 +53,12 @@ def _store(settings: Settings, url: str) -> Store:
             threshold=settings.dedup_threshold,
         ),
         timeout_s=settings.redis_timeout_s,
+        learn=LearnParams(
+            min_articles=settings.learn_min_articles,
+            min_share=settings.learn_min_share,
+            window_s=settings.learn_window_s,
+        ),
+        containment=settings.containment_threshold,
     )
 
 

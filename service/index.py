@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import IndexMismatch, StoreUnavailable
-from .keys import Keys
+from .keys import Keys, source_digest
 from .models import ArticlePayload, Decision, Prepared, StoredArticle
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,26 @@ T = TypeVar("T")
 # A bucket holding more ids than this is a template or a spam wave, not a story; checking
 # its newest entries keeps one decision's cost bounded whatever the index holds.
 MAX_CANDIDATES_PER_BUCKET = 64
+
+
+@dataclass(frozen=True, slots=True)
+class LearnParams:
+    """How the learned layer counts a source's segments (see ``scripts/learn.lua``)."""
+
+    min_articles: int = 3
+    min_share: float = 0.5
+    window_s: int = 2 * 24 * 3600
+    # Bounds on what one source can make Redis hold: new segments per epoch hash, and the
+    # learned set (the freshest are kept).
+    max_fields: int = 100_000
+    max_learned: int = 2000
+
+    @property
+    def epoch_ms(self) -> int:
+        return max(1, self.window_s * 1000 // 2)
+
+
+Call = tuple["_Script", list[str], list[Any]]
 
 
 def _script(name: str) -> str:
@@ -86,6 +107,8 @@ class Store:
         stream_maxlen: int,
         meta: dict[str, str],
         timeout_s: float | None = None,
+        learn: LearnParams | None = None,
+        containment: float = 0.8,
     ) -> None:
         self.client = client
         # The most one operation may take in all, connection, retry and NOSCRIPT reload
@@ -97,7 +120,10 @@ class Store:
         self.threshold = threshold
         self.window_ms = window_s * 1000
         self.stream_maxlen = stream_maxlen
+        self.learn = learn or LearnParams()
+        self.containment = containment
         self._decide = _Script("decide.lua")
+        self._learn = _Script("learn.lua")
         self._init_meta = _Script("init_meta.lua")
 
     @contextlib.asynccontextmanager
@@ -156,15 +182,13 @@ class Store:
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
 
-    def _decide_call(self, item: Prepared, dry_run: bool) -> tuple[list[str], list[Any]]:
+    def _decide_call(self, item: Prepared, dry_run: bool) -> Call:
         k = self.keys
         keys = [
             k.article(item.id),
             k.content_hash(item.content_hash),
             k.articles_stream,
             k.duplicates_stream,
-            k.signature(item.id),
-            *(k.band(i, digest) for i, digest in enumerate(item.bands)),
         ]
         args: list[Any] = [
             k.ns,
@@ -180,8 +204,30 @@ class Store:
             item.source,
             item.url or "",
             MAX_CANDIDATES_PER_BUCKET,
+            item.shingle_count,
+            repr(self.containment),
+            item.url_key or "",
+            len(item.bands),
+            *item.bands,
+            *item.anchors,
         ]
-        return keys, args
+        return self._decide, keys, args
+
+    def _learn_call(self, item: Prepared) -> Call:
+        k, learn = self.keys, self.learn
+        sd = source_digest(item.source)
+        keys = [k.article(item.id), k.source(sd), k.learned(sd)]
+        args: list[Any] = [
+            k.ns,
+            sd,
+            learn.epoch_ms,
+            learn.min_articles,
+            repr(learn.min_share),
+            learn.max_fields,
+            learn.max_learned,
+            *item.segments,
+        ]
+        return self._learn, keys, args
 
     async def decide_many(self, items: Sequence[Prepared], *, dry_run: bool) -> list[Decision]:
         """Decide on each article in order, in one round trip.
@@ -191,11 +237,26 @@ class Store:
         """
         if not items:
             return []
-        calls = [self._decide_call(item, dry_run) for item in items]
+        calls: list[Call] = []
+        decide_at: list[int] = []
+        for item in items:
+            decide_at.append(len(calls))
+            calls.append(self._decide_call(item, dry_run))
+            if not dry_run and item.segments:
+                # Right behind its decision, in the same round trip: the script counts the
+                # article only if the decision made it unique.
+                calls.append(self._learn_call(item))
         async with self._deadline():
-            results = await self._decide_calls(calls)
+            results = await self._run_calls(calls)
+        learn_failures = [
+            r for i, r in enumerate(results) if i not in decide_at and isinstance(r, Exception)
+        ]
+        if learn_failures:
+            # Learning is best effort: a lost count delays a template's removal by an
+            # article, while failing the request would lose an article already published.
+            log.warning("counting segments for the learned layer failed: %s", learn_failures[0])
         decisions = []
-        for r in results:
+        for r in (results[i] for i in decide_at):
             if isinstance(r, Exception):
                 raise StoreUnavailable(f"the decide step failed: {r}") from r
             decision_json, replayed = r
@@ -204,28 +265,29 @@ class Store:
             decisions.append(decision)
         return decisions
 
-    async def _decide_calls(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    async def _run_calls(self, calls: list[Call]) -> list[Any]:
         if not self._meta_checked:
             await self.ensure_meta()
         results = await self._pipeline(calls)
         if any(isinstance(r, NoScriptError) for r in results):
-            # The server lost its scripts (a restart, SCRIPT FLUSH). An item refused with
-            # NOSCRIPT did nothing, so running it again cannot publish twice. A server that
-            # lost its scripts may have lost its data too: record the index meta again.
+            # The server lost its scripts (a restart, SCRIPT FLUSH). A call refused with
+            # NOSCRIPT did nothing, so running it again cannot publish or count twice. A
+            # server that lost its scripts may have lost its data too: record the meta again.
             self._meta_checked = False
             await self.ensure_meta()
-            await self._wrap(self._decide.load(self.client))
+            for script in {call[0].sha: call[0] for call in calls}.values():
+                await self._wrap(script.load(self.client))
             retry_at = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
             again = await self._pipeline([calls[i] for i in retry_at])
             for i, r in zip(retry_at, again, strict=True):
                 results[i] = r
         return results
 
-    async def _pipeline(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    async def _pipeline(self, calls: list[Call]) -> list[Any]:
         async def run() -> list[Any]:
             async with self.client.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    pipe.evalsha(self._decide.sha, len(keys), *keys, *args)
+                for script, keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
                 result: list[Any] = await pipe.execute(raise_on_error=False)
                 return result
 
@@ -237,6 +299,26 @@ class Store:
                 return await awaitable
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    async def learned_for(self, sources: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The learned segment digests of each source, freshest first, in one round trip."""
+        wanted = list(dict.fromkeys(sources))
+        if not wanted:
+            return {}
+
+        async def run() -> list[Any]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for source in wanted:
+                    key = self.keys.learned(source_digest(source))
+                    pipe.zrevrange(key, 0, self.learn.max_learned - 1)
+                result: list[Any] = await pipe.execute()
+                return result
+
+        found = await self._wrap(run())
+        return {
+            source: frozenset(d.decode() for d in digests)
+            for source, digests in zip(wanted, found, strict=True)
+        }
 
     async def get_article(self, article_id: str) -> StoredArticle | None:
         """The stored article and its decision, or None when unknown or expired."""

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import xxhash
+
+
+def source_digest(source: str) -> str:
+    """A source name as it appears in key names: fixed length, whatever the name holds."""
+    return xxhash.xxh3_64_hexdigest(source.encode("utf-8", "surrogatepass"))
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -32,10 +39,12 @@ class Keys:
 
     @property
     def ns(self) -> str:
-        """Namespace handed to the Lua script, which appends per-article suffixes itself.
+        """Namespace handed to the Lua scripts, which name some keys themselves.
 
-        The script builds ``<ns>art:<id>``, ``<ns>sig:<id>``, ``<ns>hash:<h>``, ``<ns>url:<h>``
-        and reads band keys as given; :meth:`article` and friends spell the same names.
+        ``decide.lua`` builds ``<ns>art:<id>`` of candidates, ``<ns>url:<digest>`` and the
+        index's epoch hashes ``<ns>lsh:<epoch>`` and ``<ns>anc:<epoch>`` (the epoch comes from
+        the server's clock); ``learn.lua`` builds ``<ns>seg:<source digest>:<epoch>``.
+        :meth:`article` and friends spell the same names.
         """
         return f"{self.prefix}:"
 
@@ -43,17 +52,25 @@ class Keys:
         """Hash with the stored article, its decision and the request hash."""
         return f"{self.prefix}:art:{article_id}"
 
-    def signature(self, article_id: str) -> str:
-        """The MinHash signature of an accepted article, packed uint32 little-endian."""
-        return f"{self.prefix}:sig:{article_id}"
-
     def content_hash(self, digest: str) -> str:
-        """Exact-duplicate lookup: normalised body hash -> canonical id."""
+        """Exact-duplicate lookup: normalised body hash -> the id published with it."""
         return f"{self.prefix}:hash:{digest}"
 
-    def band(self, band: int, digest: str) -> str:
-        """One LSH bucket: sorted set of accepted ids scored by their expiry (ms)."""
-        return f"{self.prefix}:lsh:{band}:{digest}"
+    def url(self, url_digest: str) -> str:
+        """Revision lookup: normalised url digest -> the latest id accepted with that url."""
+        return f"{self.prefix}:url:{url_digest}"
+
+    def source(self, source_digest: str) -> str:
+        """Hash with the number of unique articles counted for one source (learned layer)."""
+        return f"{self.prefix}:src:{source_digest}"
+
+    def learned(self, source_digest: str) -> str:
+        """Sorted set of a source's learned segment digests, scored by when they last qualified.
+
+        The per-epoch segment counts, ``<prefix>:seg:<source digest>:<epoch>``, are named by
+        ``scripts/learn.lua`` itself, since only the server's clock picks the epoch.
+        """
+        return f"{self.prefix}:learned:{source_digest}"
 
     def consumer_dead_letter(self, stream: str, group: str) -> str:
         """Where a consumer group parks entries that failed too often."""

@@ -204,7 +204,16 @@ class Decision(BaseModel):
     duplicate_of: str | None = Field(
         None, description="The canonical id: the first accepted article of the cluster."
     )
-    similarity: float | None = Field(None, description="Estimated Jaccard similarity, 0..1.")
+    similarity: float | None = Field(
+        None,
+        description="Estimated Jaccard similarity to the article matched (the closest copy, "
+        "the story contained or containing, the earlier revision), 0..1.",
+    )
+    containment: float | None = Field(
+        None,
+        description="For excerpt: the estimated share of this article found in the story; "
+        "for superset: the share of the story found in this article. 0..1.",
+    )
     relation: Relation | None = None
     replayed: bool = Field(False, description="True when this article was already accepted.")
     event_id: str | None = Field(None, description="Stream entry id of the published event.")
@@ -249,6 +258,7 @@ class EventDecision(BaseModel):
     relation: Relation | None
     duplicate_of: str | None
     similarity: float | None
+    containment: float | None = None
 
 
 class ArticleEvent(BaseModel):
@@ -269,6 +279,7 @@ class DuplicateEvent(BaseModel):
     id: str
     duplicate_of: str
     similarity: float
+    containment: float | None = None
     relation: Relation
     source: str
     url: str | None
@@ -287,6 +298,7 @@ class Params:
     num_perm: int
     shingle_size: int
     threshold: float
+    max_html_bytes: int = 3_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +324,13 @@ class Prepared:
     url: str | None
     payload_json: str
     removed: list[tuple[str, str, str]]  # (text, layer, reason), for dry runs
+    # Digests of the body's segments before the learned layer, counted for the source when
+    # the article turns out unique (service/clean/learned.py).
+    segments: tuple[str, ...] = ()
+    field: str = "text"  # the body field, "text" or "html", for errors about the body
+    shingle_count: int = 0
+    anchors: tuple[str, ...] = ()  # sampled shingles, for excerpts and supersets
+    url_key: str | None = None  # digest of the normalised url, for revisions under another id
 
 
 def parse_event(event_type: str, data: str | bytes) -> Event:

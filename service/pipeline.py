@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -34,7 +35,7 @@ from .models import (
     RemovedSegment,
 )
 from .pool import WorkerPool
-from .prepare import parse_batch, prepare_items, prepare_single, warm
+from .prepare import apply_source_learning, parse_batch, prepare_items, prepare_single, warm
 from .settings import DEFAULT_DOC_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,16 @@ T = TypeVar("T")
 # Articles per Redis round trip: large enough to amortise the trip, small enough that one
 # batch does not hold Redis's single thread for long.
 INDEX_CHUNK = 200
+# Batch items per worker task. A worker finishes its task before it takes the next one, so
+# this bounds how long a single-article request (queued ahead of batch tasks) can wait for
+# a worker: a few articles' worth, not half a batch. Each task costs ~0.3 ms of hand-over.
+WORKER_TASK_ITEMS = 8
+
+# How long a source's learned set is reused before it is read again. This replica drops it
+# as soon as it accepts a unique article of the source (which may have taught it something);
+# other replicas see what was learned within this delay.
+LEARNED_CACHE_S = 1.0
+LEARNED_CACHE_SOURCES = 10_000
 
 Outcome = Decision | ItemError
 
@@ -67,6 +78,7 @@ class Pipeline:
         self.max_batch_items = max_batch_items
         self.metrics = metrics
         self.doc_timeout_s = doc_timeout_s
+        self._learned: dict[str, tuple[float, frozenset[str]]] = {}
 
     @contextmanager
     def _pending(self) -> Iterator[None]:
@@ -76,58 +88,121 @@ class Pipeline:
         finally:
             self.metrics.pool_pending.dec()
 
-    async def _offload(self, fn: Callable[..., T], *args: Any, timeout_s: float | None) -> T:
+    async def _offload(
+        self, fn: Callable[..., T], *args: Any, timeout_s: float | None, urgent: bool = False
+    ) -> T:
         with self._pending():
-            return await self.pool.run(fn, *args, timeout_s=timeout_s)
+            return await self.pool.run(fn, *args, timeout_s=timeout_s, urgent=urgent)
 
     async def ingest_one(self, raw: bytes, *, dry_run: bool) -> Outcome:
         """One request body holding one article. Body-level problems raise InputError."""
         prepared: Prepared | ItemError
         try:
             prepared = await self._offload(
-                prepare_single, raw, self.params, timeout_s=self.doc_timeout_s
+                prepare_single, raw, self.params, timeout_s=self.doc_timeout_s, urgent=True
             )
         except (TaskTimeout, WorkerCrashed) as exc:
             # Which field to name: parse the body again, off the event loop. Only this rare
             # path pays for it; the body's size is capped by max_body_bytes.
             field = await asyncio.to_thread(_body_field, raw)
             prepared = self._worker_failure(exc, field, index=None)
+        (prepared,) = await self._learned_pass([prepared])
         return (await self._decide([prepared], dry_run=dry_run))[0]
 
     async def ingest_batch(self, raw: bytes, *, ndjson: bool, dry_run: bool) -> list[Outcome]:
         """A batch body; each item succeeds or fails alone, results in input order."""
         items = await self._offload(_parse_batch, raw, ndjson, self.max_batch_items, timeout_s=None)
-        # One chunk per worker, each chunk one task.
-        chunks = _split(items, self.pool.size)
-        offsets = [sum(len(c) for c in chunks[:i]) for i in range(len(chunks))]
-        prepared_chunks = await asyncio.gather(
-            *(
-                self._prepare_chunk(chunk, offset)
-                for chunk, offset in zip(chunks, offsets, strict=True)
-            )
-        )
-        prepared = [p for chunk in prepared_chunks for p in chunk]
+        prepared = await self._prepare_chunk(items)
+        prepared = await self._learned_pass(prepared)
         return await self._decide(prepared, dry_run=dry_run)
 
-    async def _prepare_chunk(self, chunk: list[Any], offset: int) -> list[Prepared | ItemError]:
-        """Prepare the items of one chunk in one worker, each item with its own deadline."""
+    async def _learned_sets(self, sources: set[str]) -> dict[str, frozenset[str]]:
+        now = time.monotonic()
+        found = {s: hit[1] for s in sources if (hit := self._learned.get(s)) and hit[0] > now}
+        missing = sources - found.keys()
+        if missing:
+            fetched = await self.store.learned_for(missing)
+            if len(self._learned) + len(fetched) > LEARNED_CACHE_SOURCES:
+                self._learned.clear()
+            for source, learned in fetched.items():
+                self._learned[source] = (now + LEARNED_CACHE_S, learned)
+            found.update(fetched)
+        return found
+
+    async def _learned_pass(
+        self, prepared: list[Prepared | ItemError]
+    ) -> list[Prepared | ItemError]:
+        """The learned layer, for the articles holding segments their source has learned.
+
+        A second trip to the workers, and only for those articles: the source of an article
+        is known once a worker has parsed it, and what the source has learned is in Redis.
+        """
+        ready = [p for p in prepared if isinstance(p, Prepared) and p.segments]
+        if not ready:
+            return prepared
+        learned = await self._learned_sets({p.source for p in ready})
+        todo = [
+            (position, (item, learned[item.source]))
+            for position, item in enumerate(prepared)
+            if isinstance(item, Prepared)
+            and learned.get(item.source)
+            and not learned[item.source].isdisjoint(item.segments)
+        ]
+        if not todo:
+            return prepared
+        result = list(prepared)
+        chunks = [todo[i : i + WORKER_TASK_ITEMS] for i in range(0, len(todo), WORKER_TASK_ITEMS)]
+        urgent = len(prepared) == 1  # a single-article request, as in ingest_one
+
+        async def run(chunk: list[tuple[int, tuple[Prepared, frozenset[str]]]]) -> None:
+            with self._pending():
+                outcomes = await self.pool.run_each(
+                    _learn_one,
+                    [pair for _, pair in chunk],
+                    self.params,
+                    timeout_s=self.doc_timeout_s,
+                    urgent=urgent,
+                )
+            for (position, (item, _)), outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, Prepared | ItemError):
+                    result[position] = outcome
+                elif isinstance(outcome, TaskTimeout | WorkerCrashed):
+                    result[position] = self._worker_failure(outcome, item.field, position)
+                else:
+                    log.error("unexpected failure in the learned layer", exc_info=outcome)
+                    message = "the article could not be processed"
+                    detail = {"field": item.field, "message": message}
+                    result[position] = ItemError(422, "unprocessable", message, [detail])
+
+        await asyncio.gather(*(run(chunk) for chunk in chunks))
+        return result
+
+    async def _prepare_chunk(self, chunk: list[Any]) -> list[Prepared | ItemError]:
+        """Prepare batch items, each with its own deadline, in worker tasks of a few items."""
+        parts = [chunk[i : i + WORKER_TASK_ITEMS] for i in range(0, len(chunk), WORKER_TASK_ITEMS)]
         with self._pending():
-            results = await self.pool.run_each(
-                _prepare_one, chunk, self.params, timeout_s=self.doc_timeout_s
+            answers = await asyncio.gather(
+                *(
+                    self.pool.run_each(
+                        _prepare_one, part, self.params, timeout_s=self.doc_timeout_s
+                    )
+                    for part in parts
+                )
             )
+        results = [r for answer in answers for r in answer]
         outcomes: list[Prepared | ItemError] = []
         for position, (obj, result) in enumerate(zip(chunk, results, strict=True)):
             if isinstance(result, Prepared | ItemError):
                 outcomes.append(result)
             elif isinstance(result, TaskTimeout | WorkerCrashed):
-                outcomes.append(self._worker_failure(result, _item_field(obj), offset + position))
+                outcomes.append(self._worker_failure(result, _item_field(obj), position))
             else:
                 # prepare_items turns every failure of an item into an ItemError; this is a
                 # failure around it (the worker could not read the task, say).
                 log.error(
                     "unexpected failure preparing an article",
                     exc_info=result,
-                    extra={"index": offset + position},
+                    extra={"index": position},
                 )
                 message = "the article could not be processed"
                 detail = {"field": _item_field(obj), "message": message}
@@ -169,6 +244,9 @@ class Pipeline:
                 results.append(item)
                 continue
             decision = next(by_position)
+            if decision.status == "unique" and not dry_run:
+                # It was counted for its source: what the source has learned may have changed.
+                self._learned.pop(item.source, None)
             if dry_run:
                 decision = _with_article(decision, item)
             elif not decision.replayed:
@@ -201,6 +279,10 @@ def _prepare_one(obj: Any, params: Params) -> Prepared | ItemError:
     return prepare_items([obj], params)[0]
 
 
+def _learn_one(pair: tuple[Prepared, frozenset[str]], params: Params) -> Prepared | ItemError:
+    return apply_source_learning(pair[0], pair[1], params)
+
+
 # --- run in the service process ---------------------------------------------------------------
 
 
@@ -215,12 +297,6 @@ def _body_field(raw: bytes) -> str:
         return _item_field(json.loads(raw))
     except (ValueError, RecursionError):
         return "body"
-
-
-def _split(items: list[Any], parts: int) -> list[list[Any]]:
-    """Contiguous, nearly equal chunks, so results come back in input order."""
-    size = max(1, -(-len(items) // parts))
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _with_article(decision: Decision, item: Prepared) -> DryRunDecision:

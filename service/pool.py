@@ -76,6 +76,7 @@ class _Call:
     kwargs: dict[str, Any]
     timeout_s: float | None
     context: contextvars.Context
+    urgent: bool = False
 
 
 @dataclass(eq=False)
@@ -94,6 +95,7 @@ class _Each:
     context: contextvars.Context
     results: list[Any] = field(default_factory=list)
     start: int = 0
+    urgent: bool = False
 
 
 _Unit = _Call | _Each
@@ -148,6 +150,9 @@ class WorkerPool(Executor):
         self._cond = threading.Condition()
         self._spawn_lock = threading.Lock()
         self._queue: deque[_Unit] = deque()
+        # Taken before anything in _queue: a request for one article should not wait behind
+        # the queued parts of a large batch (see run's ``urgent``).
+        self._urgent: deque[_Unit] = deque()
         self._slots = [_Slot(i) for i in range(size)]
         self._launched = False
         self._closing = False
@@ -188,14 +193,25 @@ class WorkerPool(Executor):
             await self.close()
             raise
 
-    async def run(self, fn: Callable[..., T], *args: Any, timeout_s: float | None) -> T:
-        """``fn(*args)`` in a worker; past ``timeout_s`` raises TaskTimeout (None: no deadline)."""
+    async def run(
+        self, fn: Callable[..., T], *args: Any, timeout_s: float | None, urgent: bool = False
+    ) -> T:
+        """``fn(*args)`` in a worker; past ``timeout_s`` raises TaskTimeout (None: no deadline).
+
+        An ``urgent`` task is taken by the next free worker before any other queued task.
+        """
         future: Future[T] = Future()
-        self._enqueue(_Call(future, fn, args, {}, timeout_s, contextvars.copy_context()))
+        call = _Call(future, fn, args, {}, timeout_s, contextvars.copy_context(), urgent)
+        self._enqueue(call)
         return await asyncio.wrap_future(future)
 
     async def run_each(
-        self, fn: Callable[..., T], items: Sequence[Any], *args: Any, timeout_s: float | None
+        self,
+        fn: Callable[..., T],
+        items: Sequence[Any],
+        *args: Any,
+        timeout_s: float | None,
+        urgent: bool = False,
     ) -> list[T | Exception]:
         """``fn(item, *args)`` for each item in order, in one worker, each with its own deadline.
 
@@ -208,6 +224,7 @@ class WorkerPool(Executor):
         future: Future[list[Any]] = Future()
         unit = _Each(future, fn, list(items), args, timeout_s, contextvars.copy_context())
         unit.results = [None] * len(unit.items)
+        unit.urgent = urgent
         self._enqueue(unit)
         return await asyncio.wrap_future(future)
 
@@ -272,7 +289,7 @@ class WorkerPool(Executor):
             if self._closing:
                 raise RuntimeError("cannot schedule new tasks after the worker pool is closed")
             self._pending += 1
-            self._queue.append(unit)
+            (self._urgent if unit.urgent else self._queue).append(unit)
             self._cond.notify()
         unit.future.add_done_callback(self._task_done)
 
@@ -282,24 +299,28 @@ class WorkerPool(Executor):
 
     def _take(self) -> _Unit | None:
         with self._cond:
-            while not self._queue and not self._closing:
+            while not self._urgent and not self._queue and not self._closing:
                 self._cond.wait()
-            return self._queue.popleft() if self._queue else None
+            for queue in (self._urgent, self._queue):
+                if queue:
+                    return queue.popleft()
+            return None
 
     def _requeue(self, unit: _Each) -> bool:
         """Put the rest of a job back at the front of the queue; False once closing."""
         with self._cond:
             if self._closing:
                 return False
-            self._queue.appendleft(unit)
+            (self._urgent if unit.urgent else self._queue).appendleft(unit)
             self._cond.notify()
             return True
 
     def _signal_stop(self, *, cancel_futures: bool) -> list[_Unit]:
         with self._cond:
             self._closing = True
-            dropped = list(self._queue) if cancel_futures else []
+            dropped = [*self._urgent, *self._queue] if cancel_futures else []
             if cancel_futures:
+                self._urgent.clear()
                 self._queue.clear()
             self._cond.notify_all()
         for unit in dropped:
@@ -320,7 +341,8 @@ class WorkerPool(Executor):
                     process.kill()
                 thread.join(0.1)
         with self._cond:
-            left = list(self._queue)
+            left = [*self._urgent, *self._queue]
+            self._urgent.clear()
             self._queue.clear()
         for unit in left:
             _abandon(unit)

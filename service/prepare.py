@@ -7,6 +7,7 @@ a :class:`Prepared` article or an :class:`ItemError`, never an exception for one
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -16,6 +17,8 @@ from pydantic import ValidationError
 
 from .clean import Cleaned
 from .clean.html import extract_html
+from .clean.learned import LAYER as LEARNED_LAYER
+from .clean.learned import apply_learned, segment_digests
 from .clean.text import clean_text
 from .errors import InputError, RejectedContent
 from .fingerprint import fingerprint
@@ -191,18 +194,50 @@ def _clean(article: ArticleIn) -> Cleaned:
     return clean_text(article.text or "", article.title)
 
 
+def url_key(url: str | None) -> str | None:
+    """Digest of the normalised url: the same for every tracking or AMP variant of it."""
+    if url is None:
+        return None
+    return hashlib.sha256(normalise_url(url).encode("utf-8")).hexdigest()[:32]
+
+
 def derive_id(article: ArticleIn, content_hash: str) -> str:
     """The client's id, else one derived from the normalised url, else from the body."""
     if article.id is not None:
         return article.id
-    if article.url is not None:
-        digest = hashlib.sha256(normalise_url(article.url).encode("utf-8")).hexdigest()
-        return f"u-{digest[:32]}"
+    key = url_key(article.url)
+    if key is not None:
+        return f"u-{key}"
     return f"c-{content_hash[:32]}"
 
 
+def _html_too_large(article: ArticleIn, params: Params) -> ItemError | None:
+    if article.html is None:
+        return None
+    size = len(article.html.encode("utf-8", "surrogatepass"))
+    if size <= params.max_html_bytes:
+        return None
+    # Extraction time grows with the page; a page this large is a dump, not an article, and
+    # would hold a worker for its whole deadline.
+    message = f"html is {size} bytes; at most {params.max_html_bytes} are extracted"
+    detail = {"field": "html", "message": message, "limit": params.max_html_bytes, "size": size}
+    return ItemError(422, "html_too_large", message, [detail])
+
+
+def _nothing_left(field_name: str, why: str = "after cleaning") -> ItemError:
+    # Punctuation or symbols only, or only boilerplate: nothing to index or to read.
+    message = f"no words left {why}"
+    return ItemError(
+        422, "empty_after_cleaning", message, [{"field": field_name, "message": message}]
+    )
+
+
 def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
-    """Clean and fingerprint one validated article."""
+    """Clean and fingerprint one validated article (every layer but the learned one)."""
+    field_name = "html" if article.html is not None else "text"
+    too_large = _html_too_large(article, params)
+    if too_large is not None:
+        return too_large
     try:
         cleaned = _clean(article)
     except RejectedContent as exc:
@@ -216,10 +251,7 @@ def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
         threshold=params.threshold,
     )
     if fp.word_count == 0:
-        # Punctuation or symbols only: nothing to index or to read.
-        field_name = "html" if article.html is not None else "text"
-        message = "no words left after cleaning"
-        return ItemError(422, "empty_after_cleaning", message, [{"field": field_name}])
+        return _nothing_left(field_name)
     source = article.source or (host_of(article.url) if article.url else None) or "unknown"
     counts: dict[str, int] = {}
     for seg in cleaned.removed:
@@ -247,6 +279,97 @@ def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
         url=article.url,
         payload_json=payload.model_dump_json(),
         removed=[(seg.text, seg.layer, seg.reason) for seg in cleaned.removed],
+        segments=tuple(segment_digests(cleaned.paragraphs)),
+        field=field_name,
+        shingle_count=fp.shingle_count,
+        anchors=tuple(fp.anchors),
+        url_key=url_key(article.url),
+    )
+
+
+def prepared_from_body(
+    article_id: str,
+    text: str,
+    params: Params,
+    *,
+    source: str = "unknown",
+    url: str | None = None,
+    request_hash: str | None = None,
+) -> Prepared:
+    """An already clean body made ready for the index, fingerprinted as the service does.
+
+    For tools and tests that exercise the index without the cleaning layers.
+    """
+    fp = fingerprint(
+        text, num_perm=params.num_perm, shingle_size=params.shingle_size, threshold=params.threshold
+    )
+    payload = ArticlePayload(
+        title=None,
+        text=text,
+        source=source,
+        url=url,
+        published_at=None,
+        language=None,
+        word_count=fp.word_count,
+        content_hash=fp.content_hash,
+    )
+    return Prepared(
+        id=article_id,
+        request_hash=request_hash or hashlib.sha256(f"{article_id}\n{text}".encode()).hexdigest(),
+        content_hash=fp.content_hash,
+        signature=fp.signature,
+        bands=fp.bands,
+        source=source,
+        url=url,
+        payload_json=payload.model_dump_json(),
+        removed=[],
+        shingle_count=fp.shingle_count,
+        anchors=tuple(fp.anchors),
+        url_key=url_key(url),
+    )
+
+
+def apply_source_learning(
+    prepared: Prepared, learned: frozenset[str], params: Params
+) -> Prepared | ItemError:
+    """The learned layer: drop what the article's source is known to repeat, fingerprint again.
+
+    The id, request hash and segment digests stay those of the first pass, so a replay is
+    recognised and the template keeps being counted whatever has been learned meanwhile.
+    """
+    payload = ArticlePayload.model_validate_json(prepared.payload_json)
+    # Cleaned paragraphs never hold a newline (split_lines splits on every line separator),
+    # so the blank-line join of Cleaned.text splits back exactly.
+    result = apply_learned(payload.text.split("\n\n"), learned)
+    if not result.removed:
+        return prepared
+    if not result.paragraphs:
+        return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")
+    text = "\n\n".join(result.paragraphs)
+    fp = fingerprint(
+        text, num_perm=params.num_perm, shingle_size=params.shingle_size, threshold=params.threshold
+    )
+    if fp.word_count == 0:
+        return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")
+    counts = dict(payload.removed_counts)
+    counts[LEARNED_LAYER] = counts.get(LEARNED_LAYER, 0) + len(result.removed)
+    payload = payload.model_copy(
+        update={
+            "text": text,
+            "word_count": fp.word_count,
+            "content_hash": fp.content_hash,
+            "removed_counts": counts,
+        }
+    )
+    return dataclasses.replace(
+        prepared,
+        content_hash=fp.content_hash,
+        signature=fp.signature,
+        bands=fp.bands,
+        shingle_count=fp.shingle_count,
+        anchors=tuple(fp.anchors),
+        payload_json=payload.model_dump_json(),
+        removed=[*prepared.removed, *((r.text, r.layer, r.reason) for r in result.removed)],
     )
 
 

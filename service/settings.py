@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     dedup_threshold: float = Field(
         0.8, gt=0.0, le=1.0, description="Estimated Jaccard similarity at which two bodies match."
     )
+    containment_threshold: float = Field(
+        0.8,
+        gt=0.0,
+        le=1.0,
+        description="Estimated share of an article found in an earlier story (excerpt), or of "
+        "an earlier story found in it (superset), at which the two are related.",
+    )
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations per signature.")
     shingle_size: int = Field(5, ge=1, le=20, description="Words per shingle.")
     dedup_window_s: int = Field(
@@ -100,6 +107,32 @@ class Settings(BaseSettings):
         64_000_000, ge=1024, description="Largest request body of POST /v1/articles/batch."
     )
     max_batch_items: int = Field(1000, ge=1, le=100_000, description="Most articles in one batch.")
+    max_html_bytes: int = Field(
+        3_000_000,
+        ge=1024,
+        description="Largest html field (UTF-8 bytes) an article may carry; a larger page is a "
+        "422 html_too_large before any extraction starts.",
+    )
+    learn_min_articles: int = Field(
+        3,
+        ge=2,
+        le=1000,
+        description="Learned cleaning: distinct unique articles of one source a line must recur "
+        "in before it is that source's boilerplate (removed from the next article on).",
+    )
+    learn_min_share: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="Learned cleaning: and the share of the source's articles since the line "
+        "first appeared that must carry it, so a recurring stock sentence is not learned.",
+    )
+    learn_window_s: int = Field(
+        2 * 24 * 3600,
+        ge=2,
+        description="Learned cleaning: counts older than this are forgotten, and a learned line "
+        "not seen for half of it is dropped, so a source can change its template.",
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         repr=False,

@@ -174,6 +174,28 @@ async def test_a_call_queued_behind_a_hung_one_runs_on_the_next_worker() -> None
         assert pool.replacements == 1
 
 
+async def test_urgent_tasks_go_ahead_of_queued_ones() -> None:
+    """A single-article request does not wait behind the queued parts of a batch."""
+    finished: list[str] = []
+
+    async def track(name: str, job: Any) -> None:
+        await job
+        finished.append(name)
+
+    async with WorkerPool(1, initializer=echo, initargs=(None,)) as pool:
+        busy = asyncio.ensure_future(pool.run(nap, 0.3, timeout_s=10))
+        await until(lambda: pool.pending == 1)
+        batch = [
+            asyncio.ensure_future(track(f"batch-{i}", pool.run_each(echo, [i], timeout_s=10)))
+            for i in range(3)
+        ]
+        single = asyncio.ensure_future(
+            track("single", pool.run(echo, 1, timeout_s=10, urgent=True))
+        )
+        await asyncio.gather(busy, single, *batch)
+    assert finished == ["single", "batch-0", "batch-1", "batch-2"]
+
+
 async def test_a_crashed_worker_is_replaced(full: WorkerPool) -> None:
     with pytest.raises(WorkerCrashed) as caught:
         await full.run(die, 7, timeout_s=5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 from collections.abc import AsyncIterator, Callable
 
@@ -11,10 +10,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from service.errors import IndexMismatch, StoreUnavailable
-from service.fingerprint import fingerprint, index_meta
+from service.fingerprint import index_meta
 from service.index import Store, connect
 from service.keys import Keys
-from service.models import ArticlePayload, DuplicateEvent, Prepared, parse_event
+from service.models import DuplicateEvent, Params, Prepared, parse_event
+from service.prepare import prepared_from_body
 
 from .conftest import free_port
 from .factories import near_copy, story, vocabulary
@@ -22,6 +22,7 @@ from .factories import near_copy, story, vocabulary
 THRESHOLD = 0.8
 NUM_PERM = 128
 SHINGLE = 5
+PARAMS = Params(num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
 
 MakeStore = Callable[..., Store]
 
@@ -29,28 +30,7 @@ MakeStore = Callable[..., Store]
 def prepared(
     article_id: str, text: str, *, source: str = "wire", url: str | None = None
 ) -> Prepared:
-    fp = fingerprint(text, num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
-    payload = ArticlePayload(
-        title=None,
-        text=text,
-        source=source,
-        url=url,
-        published_at=None,
-        language=None,
-        word_count=fp.word_count,
-        content_hash=fp.content_hash,
-    )
-    return Prepared(
-        id=article_id,
-        request_hash=hashlib.sha256(f"{article_id}\n{text}".encode()).hexdigest(),
-        content_hash=fp.content_hash,
-        signature=fp.signature,
-        bands=fp.bands,
-        source=source,
-        url=url,
-        payload_json=payload.model_dump_json(),
-        removed=[],
-    )
+    return prepared_from_body(article_id, text, PARAMS, source=source, url=url)
 
 
 @pytest.fixture
@@ -190,6 +170,128 @@ async def test_window_forgets(make_store: MakeStore, texts: Callable[[int], list
     (later,) = await store.decide_many([prepared("c", a)], dry_run=False)
     assert later.status == "unique"
     assert await store.get_article("a") is None
+
+
+def _long_story(seed: int, paragraphs: int = 10) -> str:
+    return story(random.Random(seed), vocabulary(), paragraphs=paragraphs, length=50)
+
+
+async def test_excerpt_is_a_duplicate_of_its_story(
+    make_store: MakeStore, redis_client: aioredis.Redis
+) -> None:
+    store = make_store()
+    full = _long_story(1)
+    paragraphs = full.split("\n\n")
+    teaser = "\n\n".join(paragraphs[:3])  # the first 30%: a teaser, a truncated copy
+    middle = "\n\n".join(paragraphs[4:7])  # a passage from the middle
+    story_, first, second = await store.decide_many(
+        [prepared("story", full), prepared("teaser", teaser), prepared("middle", middle)],
+        dry_run=False,
+    )
+    assert story_.status == "unique"
+    for decision in (first, second):
+        assert (decision.status, decision.relation, decision.duplicate_of) == (
+            "duplicate",
+            "excerpt",
+            "story",
+        )
+        assert decision.containment is not None
+        assert decision.containment >= 0.8
+        assert decision.similarity is not None
+        assert decision.similarity < 0.8
+    entries = await redis_client.xrange(store.keys.duplicates_stream)
+    events = [parse_event(e[b"type"].decode(), e[b"data"]) for _, e in entries]
+    assert [(e.id, e.relation) for e in events if isinstance(e, DuplicateEvent)] == [
+        ("teaser", "excerpt"),
+        ("middle", "excerpt"),
+    ]
+
+
+async def test_superset_is_published_as_an_update_of_its_story(
+    make_store: MakeStore, redis_client: aioredis.Redis
+) -> None:
+    store = make_store()
+    full = _long_story(2)
+    update = _long_story(3, paragraphs=5)
+    extended = full + "\n\n" + update  # the story plus an update half its length
+    first, bigger = await store.decide_many(
+        [prepared("story", full), prepared("extended", extended)], dry_run=False
+    )
+    assert first.status == "unique"
+    assert (bigger.status, bigger.relation, bigger.duplicate_of) == (
+        "updated",
+        "superset",
+        "story",
+    )
+    assert bigger.containment is not None
+    assert bigger.containment >= 0.8
+    entries = await redis_client.xrange(store.keys.articles_stream)
+    assert [(e[b"type"], e[b"id"]) for _, e in entries] == [
+        (b"article.created", b"story"),
+        (b"article.updated", b"extended"),
+    ]
+    # Copies of the superset, and its own excerpts, join the same cluster.
+    rng = random.Random(3)
+    (copy, tail) = await store.decide_many(
+        [prepared("copy", near_copy(extended, rng)), prepared("tail", update)], dry_run=False
+    )
+    assert (copy.relation, copy.duplicate_of) == ("near_duplicate", "story")
+    assert (tail.relation, tail.duplicate_of) == ("excerpt", "story")
+
+
+async def test_different_stories_sharing_a_paragraph_stay_apart(
+    make_store: MakeStore,
+) -> None:
+    """A shared quote or background paragraph is not containment."""
+    store = make_store()
+    a, b = _long_story(4), _long_story(5)
+    shared = a.split("\n\n")[0]
+    b = shared + "\n\n" + b
+    decisions = await store.decide_many([prepared("a", a), prepared("b", b)], dry_run=False)
+    assert [d.status for d in decisions] == ["unique", "unique"]
+
+
+async def test_same_url_under_another_id_is_a_revision(
+    make_store: MakeStore, texts: Callable[[int], list[str]]
+) -> None:
+    store = make_store()
+    a, b = texts(2)
+    url = "https://www.example.com/news/story-1/?utm_source=feed"
+    first, same, changed = await store.decide_many(
+        [
+            prepared("feed-1", a, url=url),
+            # The same page again from another scraper: its own id, a tracking-free url.
+            prepared("crawl-1", a, url="https://example.com/news/story-1"),
+            # And once more after the newsroom rewrote it.
+            prepared("crawl-2", b, url="https://example.com/news/story-1#comments"),
+        ],
+        dry_run=False,
+    )
+    assert first.status == "unique"
+    assert (same.status, same.relation, same.duplicate_of) == ("duplicate", "exact", "feed-1")
+    assert (changed.status, changed.relation, changed.duplicate_of) == (
+        "updated",
+        "revision",
+        "feed-1",
+    )
+    # Another url with that rewritten text is a copy of the story, not a new one.
+    (copy,) = await store.decide_many(
+        [prepared("elsewhere", b, url="https://other.example.org/x")], dry_run=False
+    )
+    assert (copy.relation, copy.duplicate_of) == ("exact", "feed-1")
+
+
+async def test_window_forgets_excerpts_and_urls(make_store: MakeStore) -> None:
+    store = make_store(window_s=1)
+    full = _long_story(6)
+    teaser = "\n\n".join(full.split("\n\n")[:3])
+    url = "https://example.com/a"
+    await store.decide_many([prepared("a", full, url=url)], dry_run=False)
+    await asyncio.sleep(1.2)
+    later = await store.decide_many(
+        [prepared("t", teaser), prepared("b", _long_story(7), url=url)], dry_run=False
+    )
+    assert [d.status for d in later] == ["unique", "unique"]
 
 
 async def test_lost_scripts_are_reloaded(

@@ -1,19 +1,33 @@
 -- decide.lua: decide on one article and publish its event, atomically.
 --
--- Replay check, exact-hash lookup, LSH candidate verification, the index insert and the
--- XADD all run inside one script, so two replicas racing with near-identical articles see
--- each other's writes (exactly one becomes unique), and no crash can leave an indexed
+-- The replay and revision checks, the exact-hash lookup, LSH candidates verified against their
+-- stored signatures, containment (excerpt and superset) from sampled anchors, the index insert
+-- and the XADD all run inside one script, so two replicas racing with near-identical articles
+-- see each other's writes (exactly one becomes unique), and no crash can leave an indexed
 -- article without its event or an event without its article.
 --
--- KEYS[1]  <ns>art:<id>          hash: decision, article, req, chash, canonical
--- KEYS[2]  <ns>hash:<chash>      string: canonical id with this exact body
+-- KEYS[1]  <ns>art:<id>       hash: decision, status, article, req, chash, canonical, sig,
+--                             size (shingles), nanc (anchors), ukey (url digest)
+-- KEYS[2]  <ns>hash:<chash>   string: the id published with this exact body
 -- KEYS[3]  articles stream
 -- KEYS[4]  duplicates stream
--- KEYS[5]  <ns>sig:<id>          packed uint32 signature of an accepted article
--- KEYS[6..] one LSH bucket per band: zset of accepted ids scored by expiry (ms)
 --
--- ARGV: ns, id, request hash, content hash, signature, threshold, window_ms, maxlen,
---       dry_run ("1"/"0"), article JSON, source, url ("" if none), max candidates per bucket
+-- The index itself lives in a few large hashes per epoch rather than in keys per article:
+-- <ns>lsh:<epoch> maps "<band>:<digest>" and <ns>anc:<epoch> maps an anchor digest to the ids
+-- indexed under it (space-separated, newest last, capped). An epoch is half the window, an
+-- article is indexed in the current one, and a lookup reads the three epochs a window can
+-- span; each epoch hash expires as a whole once its newest entry is past the window. Entries
+-- linger up to one epoch longer than the window, harmlessly: a candidate counts only while its
+-- article hash, which expires exactly at the window, exists. Keeping the key count flat keeps
+-- a decision's cost flat as the index grows (bench/capacity.py). These keys, and the
+-- <ns>url:<digest> of an article, are named here from the server's clock and arguments: with
+-- a Redis Cluster hash tag in the prefix they share the slot of KEYS.
+--
+-- ARGV  1 ns            2 id              3 request hash     4 content hash   5 signature
+--       6 threshold     7 window_ms       8 stream maxlen    9 dry run "1"/"0"
+--      10 article JSON 11 source         12 url ("" if none) 13 max ids per bucket
+--      14 shingle count 15 containment threshold  16 url digest ("" if none)
+--      17 number of bands, then the band digests, then the anchor digests
 --
 -- Returns {decision JSON, replayed (0/1)}.
 
@@ -24,11 +38,33 @@ local maxlen = ARGV[8]
 local dry_run = ARGV[9] == "1"
 local article_json, source, url = ARGV[10], ARGV[11], ARGV[12]
 local per_bucket = tonumber(ARGV[13])
-local art_key, hash_key, articles, duplicates, sig_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local size = tonumber(ARGV[14])
+local containment = tonumber(ARGV[15])
+local ukey = ARGV[16]
+local nbands = tonumber(ARGV[17])
+local art_key, hash_key, articles, duplicates = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+-- An excerpt or superset needs this many anchors on its contained side: fewer is too small a
+-- sample to tell a teaser from a shared stock phrase.
+local MIN_ANCHORS = 3
+-- The new text of a superset, and the text an excerpt leaves out, as a share of the
+-- contained article's shingles: below it, the two are near-duplicates of each other.
+local MIN_DIFFERENCE = 0.2
+-- An anchor shared by more articles than this in the window is a stock phrase, not evidence.
+local PER_ANCHOR = 16
+-- Containment candidates verified per decision, the best-anchored first.
+local MAX_CONTAINERS = 8
+
+local bands, anchors = {}, {}
+for i = 1, nbands do bands[i] = (i - 1) .. ":" .. ARGV[17 + i] end
+for i = 18 + nbands, #ARGV do anchors[#anchors + 1] = ARGV[i] end
 
 local t = redis.call("TIME")
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expires_ms = now_ms + window_ms
+local epoch_ms = math.max(1, math.ceil(window_ms / 2))
+local epoch = math.floor(now_ms / epoch_ms)
+local function epoch_key(kind, back) return ns .. kind .. ":" .. (epoch - back) end
+local url_key = ukey ~= "" and (ns .. "url:" .. ukey) or nil
 
 local function or_null(v)
   if v == nil or v == false then return cjson.null end
@@ -46,18 +82,20 @@ local function similarity(a, b)
   return equal / (#a / 4)
 end
 
-local function decision_json(status, relation, duplicate_of, sim, event_id)
+local function round3(x) return math.floor(x * 1000 + 0.5) / 1000 end
+
+local function decision_json(status, relation, duplicate_of, sim, contained, event_id)
   return cjson.encode({
     id = id, status = status, relation = or_null(relation),
     duplicate_of = or_null(duplicate_of), similarity = or_null(sim),
-    replayed = false, event_id = or_null(event_id),
+    containment = or_null(contained), replayed = false, event_id = or_null(event_id),
   })
 end
 
-local function article_event(event_type, status, relation, duplicate_of, sim)
+local function article_event(event_type, status, relation, duplicate_of, sim, contained)
   local decision = cjson.encode({
-    status = status, relation = or_null(relation),
-    duplicate_of = or_null(duplicate_of), similarity = or_null(sim),
+    status = status, relation = or_null(relation), duplicate_of = or_null(duplicate_of),
+    similarity = or_null(sim), containment = or_null(contained),
   })
   -- The article JSON comes rendered by the service's pydantic model; splicing it in avoids
   -- decoding and re-encoding a large body on Redis's single thread.
@@ -65,23 +103,81 @@ local function article_event(event_type, status, relation, duplicate_of, sim)
     .. ',"decision":' .. decision .. ',"article":' .. article_json .. '}'
 end
 
-local function store(decision, canonical)
-  redis.call("HSET", art_key, "decision", decision, "article", article_json,
-    "req", req, "chash", chash, "canonical", canonical)
+local function store(decision, status, canonical)
+  redis.call("HSET", art_key, "decision", decision, "status", status, "article", article_json,
+    "req", req, "chash", chash, "canonical", canonical, "sig", sig, "size", size,
+    "nanc", #anchors, "ukey", ukey)
+  -- A re-decided article (a revision, a former copy) may have been counted before.
+  redis.call("HDEL", art_key, "learned")
   redis.call("PEXPIRE", art_key, window_ms)
 end
 
--- Copies are indexed too, pointing at their canonical: a later copy that is close to an
--- earlier copy but further from the original still joins the cluster.
-local function index_member(canonical)
-  redis.call("SET", sig_key, sig, "PX", window_ms)
-  if canonical == id then
-    redis.call("SET", hash_key, id, "PX", window_ms)
+-- The ids under one field of an epoch hash, newest first.
+local function members(value)
+  local ids = {}
+  if value then
+    for member in string.gmatch(value, "%S+") do table.insert(ids, 1, member) end
   end
-  for i = 6, #KEYS do
-    redis.call("ZADD", KEYS[i], expires_ms, id)
-    redis.call("ZREMRANGEBYSCORE", KEYS[i], "-inf", now_ms)
-    redis.call("PEXPIRE", KEYS[i], window_ms)
+  return ids
+end
+
+-- Append id to each field of the current epoch hash (whose values were read as `current`),
+-- keeping the newest `cap` ids per field.
+local function append(kind, fields, current, cap)
+  if #fields == 0 then return end
+  local pairs_ = {}
+  for i, f in ipairs(fields) do
+    local value = current[i]
+    local ids = members(value)
+    local present = false
+    for _, m in ipairs(ids) do if m == id then present = true break end end
+    if not present then
+      if #ids >= cap then
+        local kept = {}
+        for j = cap - 1, 1, -1 do kept[#kept + 1] = ids[j] end
+        kept[#kept + 1] = id
+        value = table.concat(kept, " ")
+      else
+        value = value and (value .. " " .. id) or id
+      end
+      pairs_[#pairs_ + 1] = f
+      pairs_[#pairs_ + 1] = value
+    end
+  end
+  local key = epoch_key(kind, 0)
+  if #pairs_ > 0 then redis.call("HSET", key, unpack(pairs_)) end
+  redis.call("PEXPIREAT", key, (epoch + 1) * epoch_ms + window_ms)
+end
+
+local lsh_values, anc_values = nil, nil
+local function lsh_lookup()
+  if not lsh_values then
+    lsh_values = {}
+    for back = 0, 2 do lsh_values[back] = redis.call("HMGET", epoch_key("lsh", back), unpack(bands)) end
+  end
+  return lsh_values
+end
+local function anc_lookup()
+  if not anc_values then
+    anc_values = {}
+    for back = 0, 2 do
+      anc_values[back] = #anchors > 0 and redis.call("HMGET", epoch_key("anc", back), unpack(anchors)) or {}
+    end
+  end
+  return anc_values
+end
+
+-- Copies are indexed for LSH too, pointing at their canonical: a later copy that is close
+-- to an earlier copy but further from the original still joins the cluster. Anchors are
+-- indexed only for what is published as a story (new, updated), which is what an excerpt
+-- or a superset is measured against.
+local function index_member(published)
+  if nbands > 0 then append("lsh", bands, lsh_lookup()[0], per_bucket) end
+  if published then
+    redis.call("SET", hash_key, id, "PX", window_ms)
+    -- A later article at this url under another id is a revision of this story.
+    if url_key then redis.call("SET", url_key, id, "PX", window_ms) end
+    append("anc", anchors, anc_lookup()[0], PER_ANCHOR)
   end
 end
 
@@ -90,51 +186,36 @@ local function publish(stream, event_type, data)
     "type", event_type, "id", id, "data", data)
 end
 
-local function canonical_event(event_type, status, relation, duplicate_of, sim)
-  if dry_run then return {decision_json(status, relation, duplicate_of, sim, nil), 0} end
+local function article_published(event_type, status, relation, canonical, sim, contained)
+  local duplicate_of = relation and canonical or nil
+  if dry_run then
+    return {decision_json(status, relation, duplicate_of, sim, contained, nil), 0}
+  end
   local event_id = publish(articles, event_type,
-    article_event(event_type, status, relation, duplicate_of, sim))
-  local decision = decision_json(status, relation, duplicate_of, sim, event_id)
-  store(decision, id)
-  index_member(id)
+    article_event(event_type, status, relation, duplicate_of, sim, contained))
+  local decision = decision_json(status, relation, duplicate_of, sim, contained, event_id)
+  store(decision, status, canonical)
+  index_member(true)
   return {decision, 0}
 end
 
-local function duplicate_event(relation, canonical, sim)
-  if dry_run then return {decision_json("duplicate", relation, canonical, sim, nil), 0} end
+local function duplicate_event(relation, canonical, sim, contained)
+  if dry_run then
+    return {decision_json("duplicate", relation, canonical, sim, contained, nil), 0}
+  end
   local data = cjson.encode({
     schema_version = 1, type = "article.duplicate", id = id, duplicate_of = canonical,
-    similarity = sim, relation = relation, source = source, url = or_null(url ~= "" and url),
+    similarity = sim, containment = or_null(contained), relation = relation,
+    source = source, url = or_null(url ~= "" and url),
   })
   local event_id = publish(duplicates, "article.duplicate", data)
-  local decision = decision_json("duplicate", relation, canonical, sim, event_id)
-  store(decision, canonical)
-  index_member(canonical)
+  local decision = decision_json("duplicate", relation, canonical, sim, contained, event_id)
+  store(decision, "duplicate", canonical)
+  index_member(false)
   return {decision, 0}
 end
 
--- 1. The same id again: a replay when nothing changed, a revision when a canonical changed.
-local prior = redis.call("HMGET", art_key, "decision", "req", "chash")
-if prior[1] then
-  if prior[2] == req or prior[3] == chash then
-    return {prior[1], 1}
-  end
-  local prior_decision = cjson.decode(prior[1])
-  if prior_decision.status ~= "duplicate" then
-    local sim = similarity(redis.call("GET", sig_key), sig)
-    return canonical_event("article.updated", "updated", "revision", id, sim)
-  end
-  -- A former copy whose content changed is decided afresh below, like a new article.
-end
-
--- 2. Exact: the same normalised body is already canonical.
-local exact = redis.call("GET", hash_key)
-if exact and exact ~= id and redis.call("EXISTS", ns .. "art:" .. exact) == 1 then
-  return duplicate_event("exact", exact, 1)
-end
-
--- 3. Near-duplicates: candidates from the buckets, each verified by its stored signature
--- and resolved to its cluster's canonical, which must still be in the window.
+-- The cluster an indexed article belongs to: its canonical, which must still be in the window.
 local function canonical_of(member)
   local canonical = redis.call("HGET", ns .. "art:" .. member, "canonical")
   if not canonical then return nil end
@@ -144,28 +225,130 @@ local function canonical_of(member)
   return canonical
 end
 
-local best_canonical, best_sim, best_member = nil, -1, nil
-local seen = {}
-for i = 6, #KEYS do
-  local members = redis.call("ZREVRANGEBYSCORE", KEYS[i], "+inf", now_ms,
-    "LIMIT", 0, per_bucket)
-  for _, cand in ipairs(members) do
-    if not seen[cand] and cand ~= id then
-      seen[cand] = true
-      local sim = similarity(redis.call("GET", ns .. "sig:" .. cand), sig)
-      -- Ties go to the smaller id, so the answer does not depend on bucket order.
-      if sim >= threshold and (sim > best_sim or (sim == best_sim and cand < best_member)) then
-        local canonical = canonical_of(cand)
-        if canonical then
-          best_canonical, best_sim, best_member = canonical, sim, cand
+-- 1. The same id again: a replay when nothing changed, a revision when a story changed.
+local prior = redis.call("HMGET", art_key, "decision", "req", "chash", "status", "sig", "canonical")
+if prior[1] then
+  if prior[2] == req or prior[3] == chash then
+    return {prior[1], 1}
+  end
+  if prior[4] ~= "duplicate" then
+    local canonical = canonical_of(id) or id
+    return article_published("article.updated", "updated", "revision", canonical,
+      similarity(prior[5], sig), nil)
+  end
+  -- A former copy whose content changed is decided afresh below, like a new article.
+end
+
+-- 2. Exact: the same normalised body was published already.
+local exact = redis.call("GET", hash_key)
+if exact and exact ~= id then
+  local canonical = canonical_of(exact)
+  if canonical then return duplicate_event("exact", canonical, 1, 1) end
+end
+
+-- 3. The same normalised url under another id, with changed content: a revision of that story.
+if url_key then
+  local earlier = redis.call("GET", url_key)
+  if earlier and earlier ~= id then
+    local e = redis.call("HMGET", ns .. "art:" .. earlier, "status", "sig")
+    local canonical = e[1] and e[1] ~= "duplicate" and canonical_of(earlier)
+    if canonical then
+      return article_published("article.updated", "updated", "revision", canonical,
+        similarity(e[2], sig), nil)
+    end
+  end
+end
+
+-- 4. Near-duplicates: LSH candidates, each verified by its stored signature and resolved
+-- to its cluster's canonical.
+if nbands > 0 then
+  local best_canonical, best_sim, best_member = nil, -1, nil
+  local seen = {}
+  local values = lsh_lookup()
+  for back = 0, 2 do
+    for b = 1, nbands do
+      local ids = members(values[back][b])
+      for j = 1, math.min(#ids, per_bucket) do
+        local cand = ids[j]
+        if not seen[cand] and cand ~= id then
+          seen[cand] = true
+          local sim = similarity(redis.call("HGET", ns .. "art:" .. cand, "sig"), sig)
+          -- Ties go to the smaller id, so the answer does not depend on bucket order.
+          if sim >= threshold and (sim > best_sim or (sim == best_sim and cand < best_member)) then
+            local canonical = canonical_of(cand)
+            if canonical then
+              best_canonical, best_sim, best_member = canonical, sim, cand
+            end
+          end
         end
       end
     end
   end
-end
-if best_canonical then
-  return duplicate_event("near_duplicate", best_canonical, best_sim)
+  if best_canonical then
+    return duplicate_event("near_duplicate", best_canonical, best_sim, nil)
+  end
 end
 
--- 4. A new story.
-return canonical_event("article.created", "unique", nil, nil, nil)
+-- 5. Containment: the anchors (sampled shingles) this article shares with each published
+-- story estimate how much of one lies inside the other. Mostly inside an earlier, larger
+-- story: an excerpt. Containing most of an earlier, smaller one plus substantial new text:
+-- a superset, published as an update of that story.
+if #anchors > 0 then
+  local hits, order = {}, {}
+  local values = anc_lookup()
+  for i = 1, #anchors do
+    local counted = {}
+    for back = 0, 2 do
+      local ids = members(values[back][i])
+      if #ids <= PER_ANCHOR then
+        for _, cand in ipairs(ids) do
+          if cand ~= id and not counted[cand] then
+            counted[cand] = true
+            if not hits[cand] then hits[cand] = 0; order[#order + 1] = cand end
+            hits[cand] = hits[cand] + 1
+          end
+        end
+      end
+    end
+  end
+  table.sort(order, function(a, b)
+    if hits[a] ~= hits[b] then return hits[a] > hits[b] end
+    return a < b
+  end)
+  local best = nil
+  for j = 1, math.min(#order, MAX_CONTAINERS) do
+    local cand = order[j]
+    local h = hits[cand]
+    if h < MIN_ANCHORS then break end
+    local c = redis.call("HMGET", ns .. "art:" .. cand, "status", "size", "nanc", "sig")
+    local csize, cnanc = tonumber(c[2]), tonumber(c[3])
+    if c[1] and c[1] ~= "duplicate" and csize and cnanc and cnanc > 0 then
+      local inside = h / #anchors   -- of this article, inside the candidate
+      local covered = h / cnanc      -- of the candidate, inside this article
+      local relation, score = nil, 0
+      if #anchors >= MIN_ANCHORS and inside >= containment
+          and size <= (1 - MIN_DIFFERENCE) * csize then
+        relation, score = "excerpt", inside
+      elseif cnanc >= MIN_ANCHORS and covered >= containment
+          and size >= (1 + MIN_DIFFERENCE) * csize then
+        relation, score = "superset", covered
+      end
+      if relation and (not best or score > best.score) then
+        local canonical = canonical_of(cand)
+        if canonical then
+          best = {relation = relation, score = score, canonical = canonical,
+                  sim = similarity(c[4], sig)}
+        end
+      end
+    end
+  end
+  if best and best.relation == "excerpt" then
+    return duplicate_event("excerpt", best.canonical, best.sim, round3(best.score))
+  elseif best then
+    return article_published("article.updated", "updated", "superset", best.canonical,
+      best.sim, round3(best.score))
+  end
+end
+
+-- 6. A new story.
+return article_published("article.created", "unique", nil, id, nil, nil)

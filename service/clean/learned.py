@@ -1,0 +1,122 @@
+"""The learned layer: what one source repeats across its own articles is that source's template.
+
+A header, a footer, a "Follow us" line or a newsletter pitch a site prints under every story
+is found by counting, not by pattern: the segments (lines, and sentences at the edges of a
+line) of each *unique* article are counted per source in Redis (see ``service/index.py`` and
+``scripts/learn.lua``), and a segment that recurs in enough distinct recent articles of the
+source is learned. This module holds the pure half: which segments an article has, under
+which digest, and how a cleaned article loses the ones its source has learned.
+
+Digests are computed on a case-, space- and punctuation-blind form of the segment, so the
+same footer with other quotes or spacing is still the same footer. Only whole lines, or
+sentences at the start or end of a line, are removed: a sentence in the middle of a body
+paragraph that happens to recur ("X did not respond to a request for comment") is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import xxhash
+
+from . import Removed
+
+LAYER = "learned"
+
+# Segments outside these bounds are not counted: a one-word line is too common across
+# unrelated pages of any site to be judged by recurrence, and a line longer than this is a
+# body paragraph, not a template (templates are short).
+MIN_SEGMENT_CHARS = 12
+MAX_SEGMENT_CHARS = 600
+# An article contributes at most this many digests, bounding the Redis work per article.
+MAX_SEGMENTS = 256
+
+# A sentence ends at . ! ? or … followed by a space and what can start the next sentence.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])[\"'”’»)\]]*\s+(?=[\"'“‘«(\[]?[\w¿¡])")
+
+
+def segment_key(segment: str) -> str:
+    """The case-, space- and punctuation-blind form two copies of a segment share."""
+    kept = "".join(ch if ch.isalnum() else " " for ch in segment.casefold())
+    return " ".join(kept.split())
+
+
+def digest(segment: str) -> str:
+    """The segment's digest as counted in Redis: xxh3-64 of its key, hex."""
+    return xxhash.xxh3_64_hexdigest(segment_key(segment).encode("utf-8"))
+
+
+def sentences(line: str) -> list[str]:
+    """The sentences of one line (the line itself when it holds one)."""
+    parts = [part.strip() for part in _SENTENCE_BREAK.split(line)]
+    return [part for part in parts if part]
+
+
+def _countable(segment: str) -> bool:
+    return MIN_SEGMENT_CHARS <= len(segment) <= MAX_SEGMENT_CHARS and any(
+        ch.isalpha() for ch in segment
+    )
+
+
+def segment_digests(paragraphs: Iterable[str]) -> list[str]:
+    """The distinct digests of an article's countable segments, in document order.
+
+    Lines count as themselves; a line of several sentences also counts each sentence, so a
+    footer sentence glued to the last paragraph is learned like a footer line.
+    """
+    seen: dict[str, None] = {}
+    for line in paragraphs:
+        candidates = [line]
+        parts = sentences(line)
+        if len(parts) > 1:
+            candidates.extend(parts)
+        for segment in candidates:
+            if _countable(segment):
+                seen.setdefault(digest(segment), None)
+                if len(seen) >= MAX_SEGMENTS:
+                    return list(seen)
+    return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedResult:
+    paragraphs: tuple[str, ...]
+    removed: tuple[Removed, ...]
+
+
+def _strip_edges(parts: Sequence[str], learned: frozenset[str]) -> tuple[int, int]:
+    """How many learned sentences lead and trail ``parts`` (never all of them)."""
+    start = 0
+    while start < len(parts) and digest(parts[start]) in learned:
+        start += 1
+    end = len(parts)
+    while end > start and digest(parts[end - 1]) in learned:
+        end -= 1
+    return start, end
+
+
+def apply_learned(paragraphs: Sequence[str], learned: frozenset[str]) -> LearnedResult:
+    """Remove the lines, and the sentences at the edges of lines, the source has learned."""
+    if not learned:
+        return LearnedResult(tuple(paragraphs), ())
+    kept: list[str] = []
+    removed: list[Removed] = []
+    for line in paragraphs:
+        if digest(line) in learned:
+            removed.append(Removed(line, LAYER, "source_repeated_line"))
+            continue
+        parts = sentences(line)
+        if len(parts) > 1:
+            start, end = _strip_edges(parts, learned)
+            if start or end < len(parts):
+                removed.extend(
+                    Removed(part, LAYER, "source_repeated_sentence")
+                    for part in (*parts[:start], *parts[end:])
+                )
+                if start == end:
+                    continue
+                line = " ".join(parts[start:end])
+        kept.append(line)
+    return LearnedResult(tuple(kept), tuple(removed))

@@ -1,0 +1,177 @@
+"""The learned layer: a source's own template, learned from its unique articles in Redis."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient
+
+from service.clean.learned import apply_learned, digest, segment_digests, sentences
+from service.clean.text import clean_text
+from service.keys import Keys, source_digest
+
+from .factories import story, vocabulary
+
+Client = TestClient[Any, Any]
+
+# Template lines that read like body text, so only recurrence can tell them apart.
+HEADER = "The Daily Valley Courier has reported on the towns of the upper valley since 1887."
+FOOTER = "Stories like this one are written by the reporters of the Courier's county desk."
+GLUED = "The Courier's newsroom can be reached at the desk around the clock."
+
+
+def _bodies(n: int, seed: int = 3) -> list[str]:
+    rng = random.Random(seed)
+    words = vocabulary()
+    return [story(rng, words, paragraphs=4, length=35) for _ in range(n)]
+
+
+def _article(i: int, body: str, *, source: str = "courier", header: str = HEADER) -> str:
+    # The footer sentence is glued to the last paragraph, as scraped text often has it.
+    return f"{header}\n\n{body} {GLUED}\n\n{FOOTER}"
+
+
+async def _post(client: Client, record: dict[str, Any], dry_run: bool = False) -> Any:
+    path = "/v1/articles?dry_run=true" if dry_run else "/v1/articles"
+    resp = await client.post(
+        path, data=json.dumps(record), headers={"Content-Type": "application/json"}
+    )
+    assert resp.status in (200, 201), await resp.text()
+    return await resp.json()
+
+
+# --- the pure half -----------------------------------------------------------------------------
+
+
+def test_digests_ignore_case_spacing_and_punctuation() -> None:
+    assert digest("Follow us on  Twitter!") == digest("follow us on twitter")
+    assert digest("Follow us on Twitter") != digest("Follow us on Mastodon")
+
+
+def test_segments_are_lines_and_the_sentences_of_long_lines() -> None:
+    line = "First sentence of the paragraph here. Second sentence follows it closely."
+    assert sentences(line) == [
+        "First sentence of the paragraph here.",
+        "Second sentence follows it closely.",
+    ]
+    found = segment_digests([line, "Too short", line])
+    assert found == [digest(line), *(digest(s) for s in sentences(line))]
+
+
+def test_only_whole_lines_and_edge_sentences_are_removed() -> None:
+    stock = "The company did not respond to a request for comment."
+    body = f"Opening words of the story itself. {stock} Closing words of this paragraph."
+    learned = frozenset({digest(HEADER), digest(stock), digest(GLUED)})
+    result = apply_learned([HEADER, body, f"Last paragraph of the story. {GLUED}"], learned)
+    assert result.paragraphs == (body, "Last paragraph of the story.")
+    assert [(r.text, r.layer, r.reason) for r in result.removed] == [
+        (HEADER, "learned", "source_repeated_line"),
+        (GLUED, "learned", "source_repeated_sentence"),
+    ]
+
+
+def test_nothing_learned_changes_nothing() -> None:
+    lines = [HEADER, "A body line of the article."]
+    assert apply_learned(lines, frozenset()).paragraphs == tuple(lines)
+
+
+# --- through the service and Redis --------------------------------------------------------------
+
+
+async def test_template_is_removed_from_the_fourth_article_on(client: Client) -> None:
+    bodies = _bodies(10)
+    results = []
+    for i, body in enumerate(bodies):
+        record = {
+            "id": f"c{i}",
+            "title": f"Story {i}",
+            "source": "courier",
+            "text": _article(i, body),
+        }
+        decision = await _post(client, record)
+        assert decision["status"] == "unique"
+        stored = await (await client.get(f"/v1/articles/c{i}")).json()
+        results.append(stored["article"]["text"])
+    for i, text in enumerate(results):
+        # The first two layers keep the template: it reads like body text.
+        first_layers = clean_text(_article(i, bodies[i]), f"Story {i}").text
+        assert all(line in first_layers for line in (HEADER, FOOTER, GLUED))
+        if i < 3:
+            assert text == first_layers
+        else:
+            assert not any(line in text for line in (HEADER, FOOTER, GLUED)), (i, text)
+            # The body itself is untouched.
+            assert all(p in text for p in bodies[i].split("\n\n")[:-1])
+
+
+async def test_copies_do_not_teach_and_sources_are_apart(client: Client) -> None:
+    (body,) = _bodies(1, seed=5)
+    # The same article three times under other ids: one story, counted once.
+    for i in range(3):
+        await _post(client, {"id": f"copy{i}", "source": "courier", "text": _article(i, body)})
+    # Another source with the same template has learned nothing either.
+    others = _bodies(3, seed=6)
+    for i, other in enumerate(others):
+        await _post(client, {"id": f"o{i}", "source": "gazette", "text": _article(i, other)})
+    (fresh,) = _bodies(1, seed=7)
+    preview = await _post(
+        client, {"id": "next", "source": "courier", "text": _article(9, fresh)}, dry_run=True
+    )
+    assert HEADER in preview["article"]["text"]
+    # The gazette has had three unique articles: its fourth is cleaned.
+    preview = await _post(
+        client, {"id": "g4", "source": "gazette", "text": _article(9, fresh)}, dry_run=True
+    )
+    assert HEADER not in preview["article"]["text"]
+    learned = [r for r in preview["article"]["removed"] if r["layer"] == "learned"]
+    assert {r["reason"] for r in learned} == {"source_repeated_line", "source_repeated_sentence"}
+    assert preview["article"]["removed_counts"]["learned"] == len(learned)
+
+
+async def test_a_new_template_is_learned_and_stock_sentences_are_not(
+    client: Client, redis_client: aioredis.Redis, prefix: str
+) -> None:
+    bodies = _bodies(16, seed=8)
+    stock = "A spokesperson for the council declined to comment on the matter."
+    for i, body in enumerate(bodies[:8]):
+        # One article in four ends with the same stock sentence as its own paragraph.
+        text = _article(i, body) + (f"\n\n{stock}" if i % 4 == 1 else "")
+        await _post(client, {"id": f"s{i}", "title": "T", "source": "courier", "text": text})
+    new_header = "The Valley Courier is now published by the Mountain Media Group of Denver."
+    for i, body in enumerate(bodies[8:11]):
+        await _post(
+            client,
+            {
+                "id": f"n{i}",
+                "title": "T",
+                "source": "courier",
+                "text": _article(i, body, header=new_header),
+            },
+        )
+    probe = _article(0, bodies[11], header=new_header) + f"\n\n{stock}"
+    record = {"title": "T", "source": "courier", "text": probe}
+    preview = await _post(client, record, dry_run=True)
+    text = preview["article"]["text"]
+    assert new_header not in text
+    assert stock in text
+    learned_key = Keys(prefix).learned(source_digest("courier"))
+    members = {m.decode() for m in await redis_client.zrange(learned_key, 0, -1)}
+    assert digest(new_header) in members
+    assert digest(stock) not in members
+
+
+async def test_an_article_of_template_only_is_a_422(client: Client) -> None:
+    for i, body in enumerate(_bodies(3, seed=9)):
+        await _post(client, {"id": f"t{i}", "source": "courier", "text": _article(i, body)})
+    resp = await client.post(
+        "/v1/articles",
+        data=json.dumps({"source": "courier", "text": f"{HEADER}\n\n{FOOTER}"}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert resp.status == 422
+    error = (await resp.json())["error"]
+    assert error["code"] == "empty_after_cleaning"
+    assert error["details"][0]["field"] == "text"
