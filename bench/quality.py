@@ -148,6 +148,7 @@ SERVICE_OPTIONS: dict[str, Any] = {
     "include_comments": False,
     "include_tables": True,
     "favor_precision": False,
+    "favor_recall": True,
     "deduplicate": False,
 }
 

@@ -16,7 +16,9 @@ class Removed:
     """One segment cleaning took out, and why."""
 
     text: str
-    layer: str  # "document" (repeats inside one article), "rules" (pattern library), "html"
+    # "document" (repeats inside one article), "rules" (pattern library), "features" (line
+    # features and their context, see clean/features.py), "html"
+    layer: str
     reason: str  # stable rule name, e.g. "repeated_title", "read_more", "comment_form"
 
 

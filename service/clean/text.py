@@ -5,12 +5,18 @@ be run, tested or replaced on its own (a learned per-source layer will slot in a
 
 1. ``split_lines``: Unicode and whitespace normalisation; every non-empty line is a paragraph.
 2. ``rules_layer``: a table of patterns anchored to whole short lines (and the bullets that
-   follow a story-highlights label).
+   follow a story-highlights label), in English and in de/fr/es/it/pl/pt/nl where sites print
+   the same furniture ("Lesen Sie auch", "Vos réactions", "Aktualisiert am 17.01.2021").
 3. ``infer_title``: the first line the rules kept, when it reads like a headline.
 4. ``document_layer``: repeats inside this one article (title printed again, duplicated lines,
    a header blob glued in front of the lede whose content is printed again below). It needs the
    title, which is why it runs after the rules have cleared the chrome above the headline.
-5. ``top_label_layer``: short lowercase category labels above everything else.
+5. ``features.features_layer`` (raw text only): jusText-style line features and context for
+   the lines no pattern names; what the rules removed is context for it.
+6. ``top_label_layer``: short lowercase category labels above everything else.
+
+Layers 5 and 6 run again over their own output until they remove nothing, so that cleaning
+the published text a second time changes nothing.
 
 Every pattern matches a *whole* line and only short lines are considered, so a body sentence
 that merely contains a trigger word ("read more about it in the report") is never touched.
@@ -23,8 +29,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from service.clean import Cleaned, Removed
+from service.clean.features import features_layer
 from service.errors import RejectedContent
 
 __all__ = [
@@ -87,10 +95,14 @@ def _words(line: str) -> list[str]:
     return line.split()
 
 
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+@lru_cache(maxsize=4096)
 def _key(line: str) -> str:
     """Case- and punctuation-blind form of a line, for comparing copies of the same text."""
-    kept = "".join(ch if ch.isalnum() else " " for ch in line.casefold())
-    return " ".join(kept.split())
+    # One regex pass: a per-character generator made this the slowest step of clean_text.
+    return _NOT_ALNUM.sub(" ", line.casefold()).strip()
 
 
 def _ends_sentence(line: str) -> bool:
@@ -122,21 +134,28 @@ def _is_top_label(line: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class LineRule:
-    """A boilerplate line: ``pattern`` must match the whole line, which has few words."""
+    """A boilerplate line: ``pattern`` must match the whole line, which has few words.
+
+    ``check``, when given, is asked instead of the pattern: some kinds of line (a timestamp
+    in any of several languages) are easier to say as a test over words than as one regex.
+    """
 
     reason: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | None
     max_words: int = 20
     # The rule opens a block: the short unpunctuated lines right after it belong to it.
     takes_bullets: bool = False
+    check: Callable[[str], bool] | None = None
 
-    def matches(self, line: str) -> bool:
-        """Whether the whole of ``line`` is this kind of boilerplate."""
-        return (
-            len(line) <= _MAX_RULE_CHARS
-            and len(_words(line)) <= self.max_words
-            and self.pattern.fullmatch(line) is not None
-        )
+    def matches(self, line: str, word_count: int | None = None) -> bool:
+        """Whether the whole of ``line`` (of ``word_count`` words, if known) is boilerplate."""
+        if word_count is None:
+            word_count = len(_words(line))
+        if len(line) > _MAX_RULE_CHARS or word_count > self.max_words:
+            return False
+        if self.check is not None:
+            return self.check(line)
+        return self.pattern is not None and self.pattern.fullmatch(line) is not None
 
 
 def _rule(
@@ -146,8 +165,10 @@ def _rule(
     *,
     takes_bullets: bool = False,
     flags: re.RegexFlag = re.IGNORECASE,
+    check: Callable[[str], bool] | None = None,
 ) -> LineRule:
-    return LineRule(reason, re.compile(pattern, flags), max_words, takes_bullets)
+    compiled = None if check is not None else re.compile(pattern, flags)
+    return LineRule(reason, compiled, max_words, takes_bullets, check)
 
 
 _MONTHS = (
@@ -189,6 +210,176 @@ _CREDIT_AGENCY = (
 )
 _NOT_A_NAME = r"(?:The|A|An|This|That|These|Those|It|Its|He|She|They|We|Our|His|Her|Their|My)\b"
 _NAME = rf"(?:(?!{_NOT_A_NAME})[A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*){{0,3}})"
+
+
+# --- other languages: de, fr, es, it, pl, pt, nl ---------------------------------------------
+# Each alternation lists what a site prints as a whole line; a line that only contains one of
+# these words among others is prose and no rule below looks at it.
+
+_READ_ALSO = (
+    r"(?:lesen sie (?:dazu )?(?:auch|mehr)|lies auch|mehr (?:zum thema|dazu|themen|lesen|erfahren)"
+    r"|weiterlesen|auch interessant|(?:das )?könnte (?:sie|dich) (?:auch )?interessieren"
+    r"|(?:ähnliche|verwandte|weitere) (?:artikel|beiträge|links|themen|nachrichten|meldungen)"
+    r"|(?:die )?(?:neuesten|aktuellen|letzten) (?:meldungen|nachrichten|beiträge|artikel)"
+    r"|meistgelesen|meistgeklickt|meist gelesen|top-?themen|zum thema|themenrelevante \w+"
+    r"|(?:à )?lire (?:aussi|également|la suite)|voir aussi|sur le même (?:sujet|thème)"
+    r"|articles? (?:similaires|liés)|les plus lus|à voir aussi|en savoir plus"
+    r"|(?:mirá|mire|mira|lea|lee|vea|ver) (?:también|además|más)|leer más|seguir leyendo"
+    r"|(?:le|te) puede(?:n)? interesar|noticias relacionadas|temas relacionados"
+    r"|lo más (?:leído|visto)"
+    r"|(?:leggi|vedi) (?:anche|altro)|potrebbe interessarti|articoli correlati|i più letti"
+    r"|zobacz (?:też|także|również)|czytaj (?:też|także|więcej|również)|polecamy"
+    r"|najczęściej czytane"
+    r"|(?:leia|veja) (?:também|mais)|notícias relacionadas|mais lidas"
+    r"|lees (?:ook|meer|verder)|gerelateerde (?:artikelen|berichten)|meer nieuws|meest gelezen)"
+)
+_COMMENT_WORDS = (
+    r"(?:kommentare?|kommentieren(?: sie)?|(?:schreibe|schreiben sie) einen kommentar"
+    r"|kommentar (?:verfassen|schreiben|abschicken|abbrechen)|diskutieren sie mit|ihre meinung"
+    r"|neueste kommentare|antwort(?:en)? abbrechen|antworten|(?:vos |les )?réactions?|commentaires?"
+    r"|(?:laisser|ajouter|écrire) un commentaire|réagir|comentarios?"
+    r"|(?:deja|dejar|escribe) (?:un|tu) comentario|commenti|(?:lascia|scrivi) un commento"
+    r"|komentarze?|(?:dodaj|napisz) komentarz"
+    r"|comentários?|(?:deixe|deixar) (?:um|seu) comentário|reacties?|plaats een reactie"
+    r"|sorted by|sort by|sortieren nach|trier par|ordenar por)"
+)
+_SHARE_WORDS = (
+    r"(?:teilen|twittern|drucken|versenden|senden|(?:jetzt |diesen artikel |artikel |seite )teilen"
+    r"|partager|imprimer|compartir(?: nota| en \w+)?|imprimir|condividi|stampa|udostępnij|drukuj"
+    r"|wyślij|compartilhar|partilhar|delen|deel dit artikel|printen)"
+)
+_FOLLOW_US = (
+    r"(?:folg(?:e|en sie) uns|suivez-nous|síguenos|seguici|obserwuj nas|siga-nos|volg ons)"
+    r"(?: (?:auf|sur|en|su|na|no|op) .{1,60})?"
+)
+_NEWSLETTER = (
+    r"(?:(?:jetzt |zum |kostenlos(?:en)? )?newsletter(?:-?anmeldung| (?:abonnieren|bestellen"
+    r"|anmelden))?|(?:sign up|subscribe|register|join|get|jetzt|melden sie sich|abonnieren sie"
+    r"|inscrivez-vous|abonnez-vous|suscr[ií]bete|suscribite|iscriviti|zapisz się|assine|inscreva-se"
+    r"|schrijf je in|ja, ich möchte)\b.{0,60}\bnewsletter\w*\b.{0,100}"
+    r"|(?:der |die |das |our |the |unser(?:en)? )?[\w-]{0,30}newsletter\s*[:!–-].{0,80}"
+    r"|subscribe (?:now|today)\b.{0,100}|(?:jetzt )?abonnieren|s'abonner|suscribirse|abbonati"
+    r"|subskrybuj|assinar|abonneren)"
+)
+_SKIP_LINK = (
+    r"(?:skip to (?:main )?(?:content|navigation)|(?:direkt )?zum (?:haupt)?inhalt(?: springen)?"
+    r"|zur navigation|aller au contenu|saltar al contenido|vai al contenuto|przejdź do treści"
+    r"|ir para o conteúdo|naar de inhoud|spring naar de inhoud)"
+)
+_SITE_WORDS = (
+    r"(?:suche|suchen|search|rechercher|buscar|cerca|szukaj|pesquisar|zoeken|login|log-?in"
+    r"|anmelden|abmelden|registrieren|mein konto|my account|menü|menu|schließen|close|fermer"
+    r"|cerrar|chiudi|zamknij|fechar|sluiten|impressum|datenschutz(?:erklärung|information)?"
+    r"|kontakt|contact(?: us)?|über uns|about(?: us)?|mentions légales|aviso legal|contacto"
+    r"|privacy(?: policy)?|terms(?: of (?:use|service))?|cookie(?:s| policy| settings)?|agb"
+    r"|nutzungsbedingungen|sitemap|rss|startseite|accueil|inicio|nach oben|zurück|weiter|back"
+    r"|next|previous|permalink|ingresar|iniciar sesión|se connecter|zaloguj(?: się)?|entrar"
+    r"|inloggen|home|cerrar sesión|barrierefreiheit|mediadaten|jobs|karriere|newsletter)"
+)
+_COOKIE_NOTICE = (
+    r"(?:cookies erleichtern|(?:diese|unsere) (?:web)?seite (?:verwendet|nutzt)"
+    r"|wir (?:verwenden|nutzen) cookies|ce site utilise|nous utilisons des cookies"
+    r"|este (?:sitio|site)(?: web)? (?:utiliza|usa)"
+    r"|utilizamos cookies|questo sito (?:utilizza|usa)|utilizziamo (?:i )?cookie"
+    r"|ta strona (?:używa|wykorzystuje)|deze (?:web)?site (?:gebruikt|maakt gebruik)"
+    r"|we gebruiken cookies|by (?:using|continuing to use) this (?:web)?site)\b.{0,300}"
+)
+_RIGHTS = (
+    r"all rights reserved|alle rechte vorbehalten|tous droits réservés"
+    r"|todos los derechos reservados"
+    r"|tutti i diritti riservati|wszelkie prawa zastrzeżone|todos os direitos reservados"
+    r"|alle rechten voorbehouden"
+)
+# News agency codes as printed under an article: "aja/PAP", "(dpa)", "dpa/lnw", "AFP/Reuters".
+_AGENCY = (
+    r"pap|dpa|afp|ap|apa|kna|epd|sda|ats|ansa|efe|reuters|tass|anp|belga|lusa|ips|dapd|ddp|sid"
+    r"|idea|kap|red|wire"
+)
+_APP_PROMPT = (
+    r"(?:for (?:the )?latest .{0,80}?\s)?(?:download|get|install|try|jetzt|laden sie|hol dir"
+    r"|télécharge[zr]?|descarg[ae]|scarica|pobierz|baixe)\b.{0,40}\bapps?\b.{0,80}"
+    r"|(?:download on|get it on|available on|jetzt bei|disponible sur|disponible en)"
+    r" (?:the )?(?:app store|google play).{0,40}"
+)
+
+
+def _word_set(block: str) -> frozenset[str]:
+    return frozenset(block.split())
+
+
+_STAMP_WORDS = _word_set(
+    """
+    january february march april may june july august september october november december
+    jan feb mar apr jun jul aug sep sept oct nov dec
+    januar jänner februar märz mai juni juli oktober dezember mrz mär okt dez
+    janvier février mars avril juin juillet août septembre octobre novembre décembre
+    enero febrero marzo abril mayo junio julio agosto septiembre setiembre octubre noviembre
+    diciembre gennaio febbraio aprile maggio giugno luglio settembre ottobre dicembre
+    stycznia lutego marca kwietnia maja czerwca lipca sierpnia września października listopada
+    grudnia styczeń luty marzec kwiecień maj czerwiec lipiec sierpień wrzesień październik
+    listopad grudzień janeiro fevereiro março maio junho julho setembro outubro novembro dezembro
+    januari februari maart mei augustus
+    """
+)
+_STAMP_DAYS = _word_set(
+    """
+    monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thurs fri sat sun
+    montag dienstag mittwoch donnerstag freitag samstag sonnabend sonntag mo di mi do fr sa so
+    lundi mardi mercredi jeudi vendredi samedi dimanche lunes martes miércoles jueves viernes
+    sábado domingo lunedì martedì mercoledì giovedì venerdì sabato domenica poniedziałek wtorek
+    środa czwartek piątek sobota niedziela segunda terça quarta quinta sexta feira
+    maandag dinsdag woensdag donderdag vrijdag zaterdag zondag
+    """
+)
+_STAMP_GLUE = _word_set(
+    """
+    on at of am um uhr le à a las el de del en il alle ore o godz godz. em às om h hs the
+    gmt utc cet cest mez mesz est edt cst cdt pst pdt bst hkt ist jst aest et pt ct z
+    a.m. p.m. am pm
+    """
+)
+_STAMP_LABELS = re.compile(
+    r"(?:last )?(?:updated|published|posted|modified|created|date|zuletzt aktualisiert"
+    r"|letzte aktualisierung|aktualisiert|veröffentlicht|erstellt|geändert|stand|datum"
+    r"|publié|mis à jour|modifié|actualizado|publicado|fecha|aggiornato|pubblicato|data"
+    r"|opublikowano|zaktualizowano|aktualizacja|atualizado|bijgewerkt|gepubliceerd|geplaatst)"
+    r"(?: (?:on|at|am|um|le|el|em|il|op|en|o|al|vom|du))?\s*:?\s*",
+    re.IGNORECASE,
+)
+_STAMP_RELATIVE = re.compile(
+    r"(?:vor|hace|il y a|há|temu|sinds)? ?\d{1,3} ?(?:sekunden|minuten|min\.?|stunden|std\.?"
+    r"|tagen|seconds|minutes|mins?|hours?|hrs?|days?|secondes|heures|jours|segundos|minutos"
+    r"|horas|días|dias|secondi|minuti|ore|giorni|minut|godzin[ay]?|dni|uur|dagen)"
+    r"(?: ago| fa| geleden| temu)?",
+    re.IGNORECASE,
+)
+_STAMP_SPLIT = re.compile(r"[\s,/|()–-]+")
+_STAMP_NUMBER = re.compile(
+    r"\d{1,4}(?:st|nd|rd|th|er|e|º|ª|\.)?|\d{1,2}[:.h]\d\d(?::\d\d)?h?|\d{1,2}\.\d{1,2}\.\d{2,4}"
+)
+_STAMP_ANCHOR = re.compile(r"\d[:h.]\d\d|\d{1,2}\.\d{1,2}\.\d{2,4}|\d{4}-\d\d-\d\d|\d/\d")
+
+
+def _is_timestamp(line: str) -> bool:
+    """A date and time with at most a label: "Aktualisiert am 17.01.2021, 14:30 Uhr"."""
+    folded = line.casefold().strip(" .:;")
+    label = _STAMP_LABELS.match(folded)
+    rest = folded[label.end() :] if label else folded
+    if not rest:
+        return False
+    if _STAMP_RELATIVE.fullmatch(rest):
+        return True
+    tokens = [token.strip(".") for token in _STAMP_SPLIT.split(rest) if token.strip(".")]
+    if not tokens or not any(ch.isdigit() for ch in rest):
+        return False
+    month = False
+    for token in tokens:
+        if token in _STAMP_WORDS:
+            month = True
+        elif not (token in _STAMP_DAYS or token in _STAMP_GLUE or _STAMP_NUMBER.fullmatch(token)):
+            return False
+    return month or _STAMP_ANCHOR.search(rest) is not None
+
 
 # Order matters only for the reason reported when two rules match the same line.
 RULES: tuple[LineRule, ...] = (
@@ -292,6 +483,54 @@ RULES: tuple[LineRule, ...] = (
         r"|sign up for (?:our|the) .{0,40}newsletter.{0,80}",
         60,
     ),
+    _rule(
+        "related_links",
+        rf"{_READ_ALSO}(?:\s*[:|›»>–—-]+\s*.{{1,160}}|\s*[:.!?»]*)",
+        25,
+    ),
+    _rule(
+        "comment_form",
+        rf"{_COMMENT_WORDS}(?:\s*[:|]?\s*{_COMMENT_WORDS})*\s*(?:\(\d+\)|\d+)?\s*[:!?*.]?",
+        8,
+    ),
+    _rule(
+        "comment_form",
+        r"(?:votre |ihr |tu |su |il tuo )?(?:nom|name|e-?mail|pseudo|nombre|nome|correo)"
+        r"\s*[:(]?\s*(?:\*|obligatoire|required|pflichtfeld|obligatorio)\W*",
+        6,
+    ),
+    _rule("comment_form", r"(?:qui êtes-vous|who are you|wer sind sie)\s*\?", 4),
+    _rule(
+        "share_prompt",
+        rf"{_SHARE_WORDS}(?:[\s:,|/·•]+{_SHARE_WORD}|[\s:,|/·•]+{_SHARE_WORDS})*[\s:!,|/·•]*",
+    ),
+    _rule("share_prompt", _FOLLOW_US, 12),
+    _rule("newsletter_prompt", _NEWSLETTER, 30),
+    _rule("app_prompt", _APP_PROMPT, 30),
+    _rule("site_chrome", rf"{_SKIP_LINK}\W*", 8),
+    _rule("site_chrome", rf"{_SITE_WORDS}(?:\s*[|/·•]\s*{_SITE_WORDS})*\s*[:/»›>]?", 12),
+    _rule("cookie_notice", _COOKIE_NOTICE, 80),
+    # A copyright line starts with the sign or the word and a year or a name; "the copyright
+    # dispute went to court" starts otherwise. The reservation of rights is never prose.
+    _rule(
+        "copyright",
+        r"(?:(?:all content )?(?:©|\(c\)|copyright\b\s*(?:©|\(c\)|\d{4}))"
+        r"|(?:[^.!?]{0,80}[.,]\s*)?(?:" + _RIGHTS + r")\b).{0,400}",
+        80,
+    ),
+    _rule(
+        "agency_credit",
+        rf"\(?(?:[\w.-]{{1,12}}\s*[/,]\s*){{0,3}}(?:{_AGENCY})(?:\s*[/,]\s*[\w.-]{{1,12}}){{0,3}}\)?\.?",
+        6,
+    ),
+    _rule(
+        "photo_credit",
+        r"(?:fotos?|bild(?:er)?|bildquelle|quelle|fot\.|zdjęcie|imagen|fotografía|crédits? photo"
+        r"|photos? ?|foto ?|symbolbild)\s*[:©]\s*.{1,80}"
+        r"|\((?:fotos?|bild|foto|quelle)\s*:.{1,80}\)",
+        12,
+    ),
+    _rule("timestamp", "", 14, check=_is_timestamp),
 )
 
 
@@ -303,7 +542,10 @@ def match_rule(line: str) -> LineRule | None:
     """The first rule that matches the whole of ``line``, if any."""
     marker = _LIST_MARKER.match(line)
     target = line[marker.end() :] if marker else line
-    return next((rule for rule in RULES if rule.matches(target)), None)
+    if len(target) > _MAX_RULE_CHARS:
+        return None
+    count = len(_words(target))
+    return next((rule for rule in RULES if rule.matches(target, count)), None)
 
 
 def _is_bullet(line: str) -> bool:
@@ -437,7 +679,11 @@ def document_layer(
     risk real body lines; the second copy is certainly a repeat.
     """
     printed: Counter[tuple[str, ...]] = Counter()
-    if title:
+    # Counting the document's n-grams is the costly part; only a line that starts with the
+    # title can be a header blob, so most articles never need them.
+    title_key = _key(title) + " " if title else ""
+    blobs = bool(title_key.strip()) and any(_key(line).startswith(title_key) for line in lines)
+    if blobs:
         for line in lines if reference is None else reference:
             printed.update(_shingles(_key(line).split()))
     kept: list[str] = []
@@ -447,7 +693,7 @@ def document_layer(
         reason = None
         if title and _is_title_copy(line, title):
             reason = "repeated_title"
-        elif title and _is_header_blob(line, title, printed):
+        elif blobs and title and _is_header_blob(line, title, printed):
             reason = "header_blob"
         elif line.casefold() in seen:
             reason = "duplicate_line"
@@ -463,15 +709,68 @@ def document_layer(
 
 
 def _clean_lines(
-    lines: Sequence[str], title: str | None, *, infer: bool
+    lines: Sequence[str], title: str | None, *, infer: bool, features: bool
 ) -> tuple[str | None, list[str], list[Removed]]:
-    kept, removed = rules_layer(lines)
+    after_rules, removed = rules_layer(lines)
+    kept = after_rules
     if infer and title is None:
         # The headline moves to the title field; it is not boilerplate, so it is not reported.
         title, kept = infer_title(kept)
     kept, repeats = document_layer(kept, title, reference=lines)
+    dropped: list[Removed] = []
+    if features:
+        kept, dropped = features_layer(*_features_context(lines, after_rules, kept, title))
     kept, labels = top_label_layer(kept)
-    return title, kept, removed + repeats + labels
+    # The context of a line changes as its neighbours go; run the last two layers on what they
+    # keep until they keep it all, so that cleaning the output again removes nothing.
+    changed = features and bool(dropped or labels)
+    while changed:
+        kept, more = features_layer(kept)
+        kept, more_labels = top_label_layer(kept)
+        dropped += more
+        labels += more_labels
+        changed = bool(more or more_labels)
+    return title, kept, removed + repeats + dropped + labels
+
+
+def _features_context(
+    lines: Sequence[str], after_rules: Sequence[str], kept: Sequence[str], title: str | None
+) -> tuple[list[str], list[bool]]:
+    """The lines the features layer sees, and which of them are still kept.
+
+    Removed lines stay in as context: a line a pattern named, or a copy of a line printed
+    elsewhere on the page (a teaser repeated in two sidebars), is page furniture around its
+    neighbours. Two exceptions say nothing of their neighbours and are left out: the title, and
+    a line printed twice in a row (a caption rendered twice belongs where its first copy is).
+    """
+    by_rules = _subsequence_mask(lines, after_rules)
+    still = iter(_subsequence_mask(after_rules, kept))
+    context: list[str] = []
+    mask: list[bool] = []
+    previous = ""
+    for line, passed in zip(lines, by_rules, strict=True):
+        if not passed:
+            context.append(line)
+            mask.append(False)
+        elif next(still):
+            context.append(line)
+            mask.append(True)
+        elif line != title and line.casefold() != previous.casefold():
+            context.append(line)
+            mask.append(False)
+        previous = line
+    return context, mask
+
+
+def _subsequence_mask(lines: Sequence[str], kept: Sequence[str]) -> list[bool]:
+    """Which of ``lines`` are the ``kept`` ones (a subsequence of them, in order)."""
+    mask = [False] * len(lines)
+    j = 0
+    for i, line in enumerate(lines):
+        if j < len(kept) and line == kept[j]:
+            mask[i] = True
+            j += 1
+    return mask
 
 
 def clean_paragraphs(
@@ -479,7 +778,7 @@ def clean_paragraphs(
 ) -> tuple[list[str], list[Removed]]:
     """Run the rules and in-document layers over body paragraphs (for extractor output)."""
     lines = [line for paragraph in paragraphs for line in split_lines(paragraph)]
-    _, kept, removed = _clean_lines(lines, _normalise_title(title), infer=False)
+    _, kept, removed = _clean_lines(lines, _normalise_title(title), infer=False, features=False)
     return kept, removed
 
 
@@ -496,7 +795,9 @@ def clean_text(raw: str, title: str | None = None) -> Cleaned:
     lines = split_lines(raw)
     if not lines:
         raise RejectedContent("empty_text", "the text is empty or only whitespace", field="text")
-    clean_title, paragraphs, removed = _clean_lines(lines, _normalise_title(title), infer=True)
+    clean_title, paragraphs, removed = _clean_lines(
+        lines, _normalise_title(title), infer=True, features=True
+    )
     if not paragraphs:
         raise RejectedContent(
             "empty_after_cleaning",

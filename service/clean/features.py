@@ -1,0 +1,268 @@
+"""Line features in the spirit of jusText, for the boilerplate lines no pattern names.
+
+jusText (Pomikálek, 2011) classifies HTML blocks by length, stop-word density and link
+density, then lets context decide the short ones: a short block between boilerplate is
+boilerplate, between body it is body. Raw text has no markup, so link density is read off the
+line itself (URLs, "Home | News | Sport" separators) and headings are not known.
+
+1. Each line gets a context-free class from its own features (``line_class``):
+   ``bad``, ``short``, ``neargood`` or ``good``.
+2. Short lines take the class of their nearest non-short neighbours (``good`` only when both
+   are), and a ``neargood`` line is boilerplate only when both of its neighbours are.
+
+The stop-word language is the one whose list covers most words of the document, so a German
+page is measured with German function words. Scripts without spaces (Chinese, Japanese) count
+each character as worth several letters, and are judged by length and punctuation alone.
+
+When no line of the document reads as body (``good``), the layer removes nothing: it has no
+evidence of where the article is, and a document of short lines is still a document.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from service.clean import Removed
+from service.clean.stopwords import STOPWORDS
+
+__all__ = ["LineFeatures", "detect_language", "features_layer", "line_features"]
+
+# In characters. jusText's are 70 and 200; a line needs LENGTH_HIGH to anchor the body alone,
+# and news paragraphs are shorter than the web pages jusText was tuned on.
+LENGTH_LOW = 70
+LENGTH_HIGH = 150
+# Stop-word density thresholds, lower than jusText's 0.30/0.32 because the lists here hold
+# only a language's commonest function words (measured on the trafilatura-eval pages).
+STOPWORDS_LOW = 0.20
+STOPWORDS_HIGH = 0.24
+# A finished sentence heavy with names (a photo caption) is read as prose down to this density.
+STOPWORDS_SENTENCE = 0.16
+# A document whose best list covers fewer of its words than this is in none of the languages
+# listed (or is a list of names): density says nothing there, and is not used.
+MIN_LANGUAGE_COVERAGE = 0.08
+# One CJK character carries about as much as a short word; counted as this many characters.
+CJK_WEIGHT = 3
+
+_WORD = re.compile(r"[^\W\d_]+")
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+\b", re.IGNORECASE)
+# Separators of inline link lists ("About | Contact | Privacy", "News · Sport · Weather").
+_LIST_SEPARATOR = re.compile(r"\s[|·•»›/]\s|\s\|\s*|\s*\|\s")
+_SENTENCE_END = (".", "!", "?", "…", ":", ";", "。", "！", "？", "؟", "।", ")")
+_CLOSING_QUOTES = "\"'”’»"
+_MAX_LIST_ITEM_WORDS = 4
+
+
+@lru_cache(maxsize=4096)
+def words(line: str) -> tuple[str, ...]:
+    """The casefolded letter runs of ``line``; digits and punctuation split them."""
+    # Cached: the fixed-point passes of text._clean_lines ask again for the same lines.
+    return tuple(_WORD.findall(line.casefold()))
+
+
+@dataclass(frozen=True, slots=True)
+class LineFeatures:
+    """What the classifier knows about one line."""
+
+    length: int  # characters, CJK ones weighted by CJK_WEIGHT
+    words: int
+    stopwords: int  # words on the document language's list
+    ends_sentence: bool
+    link_like: bool  # a URL or e-mail address with little around it, or a separated link list
+    menu_like: bool  # a few capitalised words without a verb's punctuation: a menu entry
+
+    @property
+    def density(self) -> float:
+        """Share of the line's words that are stop words."""
+        return self.stopwords / self.words if self.words else 0.0
+
+
+def _is_link_list(line: str) -> bool:
+    if not any(mark in line for mark in "|·•»›/"):
+        return False
+    items = [item for item in _LIST_SEPARATOR.split(line) if item.strip()]
+    return len(items) >= 3 and all(len(item.split()) <= _MAX_LIST_ITEM_WORDS for item in items)
+
+
+def _is_link_like(line: str, word_count: int) -> bool:
+    urls = _URL.findall(line) if "www." in line or "://" in line or "@" in line else []
+    if urls and (word_count <= 6 or sum(map(len, urls)) * 3 >= len(line)):
+        return True
+    return _is_link_list(line)
+
+
+def _is_menu_like(line: str, tokens: Sequence[str]) -> bool:
+    raw_words = line.split()
+    return (
+        0 < len(raw_words) <= 5
+        and not line.rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_END)
+        and all(not w[0].isalpha() or w[0].isupper() for w in raw_words)
+        and bool(tokens)
+    )
+
+
+def line_features(line: str, stopwords: frozenset[str]) -> LineFeatures:
+    """The features of ``line``, stop words counted against ``stopwords``."""
+    tokens = words(line)
+    cjk = len(_CJK.findall(line))
+    return LineFeatures(
+        length=len(line) + (CJK_WEIGHT - 1) * cjk,
+        words=len(tokens) + cjk,
+        stopwords=sum(token in stopwords for token in tokens),
+        ends_sentence=line.rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_END),
+        link_like=_is_link_like(line, len(tokens)),
+        menu_like=_is_menu_like(line, tokens),
+    )
+
+
+def detect_language(lines: Sequence[str]) -> str | None:
+    """The language whose stop words cover most words of ``lines``, or None below the floor."""
+    counts = Counter(token for line in lines for token in words(line))
+    if not counts:
+        return None
+    hits = dict.fromkeys(STOPWORDS, 0)
+    for token, count in counts.items():
+        for name in _LANGUAGES_OF.get(token, ()):
+            hits[name] += count
+    best = max(hits, key=hits.__getitem__)
+    return best if hits[best] >= MIN_LANGUAGE_COVERAGE * counts.total() else None
+
+
+_LANGUAGES_OF: dict[str, tuple[str, ...]] = {}
+for _name, _listed in STOPWORDS.items():
+    for _word in _listed:
+        _LANGUAGES_OF[_word] = (*_LANGUAGES_OF.get(_word, ()), _name)
+
+
+BAD, SHORT, NEARGOOD, GOOD = "bad", "short", "neargood", "good"
+
+
+def line_class(features: LineFeatures, *, measure_density: bool) -> tuple[str, str]:
+    """The context-free class of a line and, when it is ``bad``, the reason."""
+    if features.link_like:
+        return BAD, "link_list"
+    if features.length < LENGTH_LOW:
+        return SHORT, "menu_line" if features.menu_like else "short_line"
+    if not measure_density:
+        # Without a stop-word list, a full sentence is what tells prose from a teaser.
+        if not features.ends_sentence:
+            return NEARGOOD, "isolated_text"
+        return (GOOD if features.length > LENGTH_HIGH else NEARGOOD), "isolated_text"
+    density = features.density
+    if density >= STOPWORDS_HIGH and features.length > LENGTH_HIGH:
+        return GOOD, ""
+    if density >= STOPWORDS_LOW or (features.ends_sentence and density >= STOPWORDS_SENTENCE):
+        return NEARGOOD, "isolated_text"
+    return BAD, "low_stopwords"
+
+
+def _neighbour(classes: Sequence[str], start: int, step: int, *, skip_neargood: bool) -> str:
+    i = start + step
+    while 0 <= i < len(classes):
+        found = classes[i]
+        if found in (GOOD, BAD) or (found == NEARGOOD and not skip_neargood):
+            return found
+        i += step
+    return BAD
+
+
+def _revise(classes: Sequence[str]) -> list[str]:
+    """jusText's context pass: short lines, then neargood lines, decided by their neighbours."""
+    revised = list(classes)
+    for i, found in enumerate(classes):
+        if found != SHORT:
+            continue
+        before = _neighbour(classes, i, -1, skip_neargood=True)
+        after = _neighbour(classes, i, 1, skip_neargood=True)
+        if before == after:
+            revised[i] = before
+        elif (before == BAD and _neighbour(classes, i, -1, skip_neargood=False) == NEARGOOD) or (
+            after == BAD and _neighbour(classes, i, 1, skip_neargood=False) == NEARGOOD
+        ):
+            revised[i] = GOOD
+        else:
+            revised[i] = BAD
+    final = list(revised)
+    for i, found in enumerate(revised):
+        if found == NEARGOOD:
+            before = _neighbour(revised, i, -1, skip_neargood=True)
+            after = _neighbour(revised, i, 1, skip_neargood=True)
+            final[i] = BAD if before == after == BAD else GOOD
+    return final
+
+
+# Body lines separated by more than this many other lines belong to different blocks; a block
+# with less than this share of the largest block's body characters is a sidebar, a teaser
+# list or a comment thread, not the article.
+MAX_GAP_LINES = 6
+MIN_BLOCK_SHARE = 0.2
+OUTSIDE = "outside"
+
+
+def _main_block(classes: list[str], lines: Sequence[str]) -> list[str]:
+    """Keep the body lines of the article's block(s); good lines far from them are not body."""
+    blocks: list[tuple[int, int, int]] = []  # first, last, chars
+    start = last = -1
+    chars = 0
+    for i, cls in enumerate(classes):
+        if cls != GOOD:
+            continue
+        if start >= 0 and i - last - 1 > MAX_GAP_LINES:
+            blocks.append((start, last, chars))
+            start, chars = -1, 0
+        if start < 0:
+            start = i
+        last = i
+        chars += len(lines[i])
+    if start >= 0:
+        blocks.append((start, last, chars))
+    if len(blocks) <= 1:
+        return classes
+    best = max(chars for _, _, chars in blocks)
+    out = list(classes)
+    for first, end, chars in blocks:
+        if chars < MIN_BLOCK_SHARE * best:
+            for i in range(first, end + 1):
+                if out[i] == GOOD:
+                    out[i] = OUTSIDE
+    return out
+
+
+def features_layer(
+    lines: Sequence[str], kept: Sequence[bool] | None = None
+) -> tuple[list[str], list[Removed]]:
+    """Classify ``lines`` and drop the boilerplate among those marked ``kept``.
+
+    ``kept`` (default: all) marks lines earlier layers left in; the others are context only:
+    a long removed line counts as boilerplate around its neighbours, a short one as nothing.
+    """
+    keep = [True] * len(lines) if kept is None else list(kept)
+    language = detect_language([line for line, k in zip(lines, keep, strict=True) if k])
+    stopwords = STOPWORDS[language] if language else frozenset()
+    found: list[str] = []
+    reasons: list[str] = []
+    for line, k in zip(lines, keep, strict=True):
+        features = line_features(line, stopwords)
+        cls, reason = line_class(features, measure_density=language is not None)
+        if not k:
+            cls = SHORT if features.length < LENGTH_LOW else BAD
+        found.append(cls)
+        reasons.append(reason)
+    if GOOD not in (cls for cls, k in zip(found, keep, strict=True) if k):
+        return [line for line, k in zip(lines, keep, strict=True) if k], []
+    final = _main_block(_revise(found), lines)
+    out: list[str] = []
+    removed: list[Removed] = []
+    for line, k, cls, reason in zip(lines, keep, final, reasons, strict=True):
+        if not k:
+            continue
+        if cls == GOOD:
+            out.append(line)
+        else:
+            why = "outside_body" if cls == OUTSIDE else reason or "isolated_text"
+            removed.append(Removed(line, "features", why))
+    return out, removed
