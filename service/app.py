@@ -31,6 +31,7 @@ def params_of(settings: Settings) -> Params:
         shingle_size=settings.shingle_size,
         threshold=settings.dedup_threshold,
         max_html_bytes=settings.max_html_bytes,
+        shingle_unit=settings.shingle_unit,
     )
 
 
@@ -51,6 +52,7 @@ def _store(settings: Settings, url: str) -> Store:
             num_perm=settings.num_perm,
             shingle_size=settings.shingle_size,
             threshold=settings.dedup_threshold,
+            shingle_unit=settings.shingle_unit,
         ),
         timeout_s=settings.redis_timeout_s,
         learn=LearnParams(

@@ -308,18 +308,30 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
+    from .fingerprint import ANCHOR_RATE, ANCHOR_WORDS, MAX_ANCHORS, verified_probability
+
     settings = settings_from(args)
-    bands, rows = lsh_params(settings.dedup_threshold, settings.num_perm)
+    threshold, num_perm = settings.dedup_threshold, settings.num_perm
+    bands, rows = lsh_params(threshold, num_perm)
     print(
-        f"threshold {settings.dedup_threshold}, num_perm {settings.num_perm}, "
-        f"shingle_size {settings.shingle_size} words"
+        f"threshold {threshold}, num_perm {num_perm}, shingles of {settings.shingle_size} "
+        f"{settings.shingle_unit}"
     )
     print(f"LSH: {bands} bands x {rows} rows; candidates are verified by their signature")
-    print("similarity  P(candidate)")
+    print(
+        f"anchors: word {ANCHOR_WORDS}-grams whose hash is 0 mod {ANCHOR_RATE} (at most "
+        f"{MAX_ANCHORS}), for excerpt and superset at containment "
+        f"{settings.containment_threshold}"
+    )
+    print("P(candidate): some band matches; P(match): a candidate whose estimate passes too")
+    print("similarity  P(candidate)  P(match)")
     for step in range(0, 21):
-        s = step / 20
-        p = match_probability(s, bands, rows)
-        print(f"  {s:4.2f}      {p:6.4f}  {'#' * round(p * 40)}")
+        sim = step / 20
+        candidate = match_probability(sim, bands, rows)
+        matched = candidate * verified_probability(sim, num_perm, threshold)
+        print(
+            f"  {sim:4.2f}      {candidate:6.4f}      {matched:6.4f}  {'#' * round(matched * 40)}"
+        )
     return 0
 
 
@@ -411,7 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(func=cmd_tail)
 
     info = sub.add_parser("index-info", help="LSH parameters and their match curve")
-    _add_settings_flags(info, "dedup_threshold", "num_perm", "shingle_size")
+    _add_settings_flags(
+        info, "dedup_threshold", "num_perm", "shingle_unit", "shingle_size", "containment_threshold"
+    )
     info.set_defaults(func=cmd_index_info)
 
     schema = sub.add_parser("schema", help="the JSON Schema of every event")

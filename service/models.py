@@ -295,10 +295,11 @@ Event = ArticleEvent | DuplicateEvent
 class Params:
     """What the workers need to know of the settings."""
 
-    num_perm: int
-    shingle_size: int
-    threshold: float
+    num_perm: int = 128
+    shingle_size: int = 7
+    threshold: float = 0.5
     max_html_bytes: int = 3_000_000
+    shingle_unit: str = "chars"
 
 
 @dataclass(frozen=True, slots=True)

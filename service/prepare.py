@@ -249,6 +249,7 @@ def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
         num_perm=params.num_perm,
         shingle_size=params.shingle_size,
         threshold=params.threshold,
+        shingle_unit=params.shingle_unit,
     )
     if fp.word_count == 0:
         return _nothing_left(field_name)
@@ -301,7 +302,11 @@ def prepared_from_body(
     For tools and tests that exercise the index without the cleaning layers.
     """
     fp = fingerprint(
-        text, num_perm=params.num_perm, shingle_size=params.shingle_size, threshold=params.threshold
+        text,
+        num_perm=params.num_perm,
+        shingle_size=params.shingle_size,
+        threshold=params.threshold,
+        shingle_unit=params.shingle_unit,
     )
     payload = ArticlePayload(
         title=None,
@@ -347,7 +352,11 @@ def apply_source_learning(
         return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")
     text = "\n\n".join(result.paragraphs)
     fp = fingerprint(
-        text, num_perm=params.num_perm, shingle_size=params.shingle_size, threshold=params.threshold
+        text,
+        num_perm=params.num_perm,
+        shingle_size=params.shingle_size,
+        threshold=params.threshold,
+        shingle_unit=params.shingle_unit,
     )
     if fp.word_count == 0:
         return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")

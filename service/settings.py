@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -81,7 +81,11 @@ class Settings(BaseSettings):
         "duplicates", description="Stream of article.duplicate events, under the prefix."
     )
     dedup_threshold: float = Field(
-        0.8, gt=0.0, le=1.0, description="Estimated Jaccard similarity at which two bodies match."
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="Estimated Jaccard similarity of shingle sets at which two bodies are copies "
+        "(0.5 suits character 7-grams; word shingles need about 0.8).",
     )
     containment_threshold: float = Field(
         0.8,
@@ -91,7 +95,12 @@ class Settings(BaseSettings):
         "an earlier story found in it (superset), at which the two are related.",
     )
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations per signature.")
-    shingle_size: int = Field(5, ge=1, le=20, description="Words per shingle.")
+    shingle_unit: Literal["chars", "words"] = Field(
+        "chars",
+        description="What a shingle is made of: characters of the normalised body (survives "
+        "typos) or words.",
+    )
+    shingle_size: int = Field(7, ge=1, le=20, description="Characters or words per shingle.")
     dedup_window_s: int = Field(
         7 * 24 * 3600,
         ge=1,

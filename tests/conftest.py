@@ -59,7 +59,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pool() -> Iterator[WorkerPool]:
     """Two warmed workers for the session; an app given them uses them and leaves them running."""
-    params = Params(num_perm=128, shingle_size=5, threshold=0.8)
+    params = Params()
     with WorkerPool(2, initializer=warm_worker, initargs=(params,)) as workers:
         yield workers
 

@@ -303,7 +303,7 @@ def app_pool() -> Iterator[WorkerPool]:
     from service.models import Params
     from service.pipeline import warm_worker
 
-    params = Params(num_perm=128, shingle_size=5, threshold=0.8)
+    params = Params()
     with WorkerPool(1, initializer=warm_worker, initargs=(params,)) as pool:
         yield pool
 

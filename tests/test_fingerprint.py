@@ -296,7 +296,11 @@ def test_band_digest_changes_only_for_the_changed_band(texts: list[str]) -> None
 
 def test_fingerprint_counts() -> None:
     fp = fingerprint(
-        "One two, three! Four five six.", num_perm=NUM_PERM, shingle_size=2, threshold=THRESHOLD
+        "One two, three! Four five six.",
+        num_perm=NUM_PERM,
+        shingle_size=2,
+        threshold=THRESHOLD,
+        shingle_unit="words",
     )
     assert fp.word_count == 6
     assert fp.shingle_count == 5
@@ -306,21 +310,33 @@ def test_fingerprint_counts() -> None:
 
 
 def test_fingerprint_counts_repeated_shingles_once() -> None:
-    fp = fingerprint("a b a b a b", num_perm=NUM_PERM, shingle_size=2, threshold=THRESHOLD)
+    fp = fingerprint(
+        "a b a b a b", num_perm=NUM_PERM, shingle_size=2, threshold=THRESHOLD, shingle_unit="words"
+    )
     assert fp.word_count == 6
     assert fp.shingle_count == 2
 
 
 def test_fingerprint_of_empty_body() -> None:
-    fp = fingerprint("  ...  ", num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
+    fp = fingerprint(
+        "  ...  ",
+        num_perm=NUM_PERM,
+        shingle_size=SHINGLE,
+        threshold=THRESHOLD,
+        shingle_unit="words",
+    )
     assert fp.word_count == 0
     assert fp.shingle_count == 0
     assert len(fp.signature) == 4 * NUM_PERM
 
 
 def test_fingerprint_is_deterministic(texts: list[str]) -> None:
-    first = fingerprint(texts[0], num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
-    again = fingerprint(texts[0], num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
+    first = fingerprint(
+        texts[0], num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD, shingle_unit="words"
+    )
+    again = fingerprint(
+        texts[0], num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD, shingle_unit="words"
+    )
     assert first == again
     assert first.signature == _sig(texts[0])
     assert first.bands == band_digests(first.signature, *lsh_params(THRESHOLD, NUM_PERM))
@@ -329,9 +345,37 @@ def test_fingerprint_is_deterministic(texts: list[str]) -> None:
 def test_fingerprint_ignores_typography(texts: list[str]) -> None:
     plain = texts[0]
     fancy = "  " + plain.upper().replace(" ", f" {NBSP}\n") + "\n"
-    a = fingerprint(plain, num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
-    b = fingerprint(fancy, num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
+    a = fingerprint(
+        plain, num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD, shingle_unit="words"
+    )
+    b = fingerprint(
+        fancy, num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD, shingle_unit="words"
+    )
     assert a == b
+
+
+def test_character_shingles_are_datasketchs_minhash_of_the_same_set() -> None:
+    text = "Typos hardly move character shingles: a copy keeps most of them."
+    norm = normalise(text)
+    fp = fingerprint(text, num_perm=NUM_PERM, shingle_size=7, threshold=0.5, shingle_unit="chars")
+    grams = {norm[i : i + 7].encode("utf-8") for i in range(len(norm) - 6)}
+    assert fp.shingle_count == len(grams)
+    assert fp.signature == signature_bytes(minhash(grams, NUM_PERM))
+
+
+def test_character_shingles_survive_typos() -> None:
+    text = " ".join(f"word{i} of a longer sentence about the council budget" for i in range(30))
+    typo = text.replace("council", "councl").replace("budget", "budgte")
+    a, b = (
+        fingerprint(t, num_perm=NUM_PERM, shingle_size=7, threshold=0.5, shingle_unit="chars")
+        for t in (text, typo)
+    )
+    c, d = (
+        fingerprint(t, num_perm=NUM_PERM, shingle_size=5, threshold=0.8, shingle_unit="words")
+        for t in (text, typo)
+    )
+    assert estimated_jaccard(a.signature, b.signature) > 0.5
+    assert estimated_jaccard(c.signature, d.signature) < 0.3
 
 
 def test_index_meta() -> None:
@@ -373,7 +417,9 @@ def test_normalise_output_is_canonical_up_to_composition(text: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.text(), st.integers(min_value=1, max_value=8))
 def test_fingerprint_never_raises(text: str, shingle_size: int) -> None:
-    fp = fingerprint(text, num_perm=64, shingle_size=shingle_size, threshold=THRESHOLD)
+    fp = fingerprint(
+        text, num_perm=64, shingle_size=shingle_size, threshold=THRESHOLD, shingle_unit="words"
+    )
     assert fp.word_count == len(words(normalise(text)))
     assert (fp.shingle_count == 0) == (fp.word_count == 0)
     assert len(fp.signature) == 4 * 64

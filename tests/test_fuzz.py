@@ -185,7 +185,7 @@ async def test_schemathesis_against_the_openapi_document(
 
 # --- the worker-side path, in process -------------------------------------------------------
 
-PARAMS = Params(num_perm=128, shingle_size=5, threshold=0.8)
+PARAMS = Params()
 FIELDS = ["id", "url", "source", "title", "text", "html", "published_at", "language"]
 
 # Strings including what JSON can carry and Python's str allows: NUL and other controls,

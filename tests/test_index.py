@@ -19,10 +19,10 @@ from service.prepare import prepared_from_body
 from .conftest import free_port
 from .factories import near_copy, story, vocabulary
 
-THRESHOLD = 0.8
-NUM_PERM = 128
-SHINGLE = 5
-PARAMS = Params(num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
+PARAMS = Params()
+THRESHOLD = PARAMS.threshold
+NUM_PERM = PARAMS.num_perm
+SHINGLE = PARAMS.shingle_size
 
 MakeStore = Callable[..., Store]
 

@@ -260,9 +260,11 @@ if url_key then
 end
 
 -- 4. Near-duplicates: LSH candidates, each verified by its stored signature and resolved
--- to its cluster's canonical.
+-- to its cluster's canonical. A match between articles of quite different sizes is told
+-- apart by the containment its similarity implies: with Jaccard J and shingle counts a and
+-- b, the shared shingles number J(a+b)/(1+J).
 if nbands > 0 then
-  local best_canonical, best_sim, best_member = nil, -1, nil
+  local best_canonical, best_sim, best_member, best_size = nil, -1, nil, nil
   local seen = {}
   local values = lsh_lookup()
   for back = 0, 2 do
@@ -272,12 +274,14 @@ if nbands > 0 then
         local cand = ids[j]
         if not seen[cand] and cand ~= id then
           seen[cand] = true
-          local sim = similarity(redis.call("HGET", ns .. "art:" .. cand, "sig"), sig)
+          local c = redis.call("HMGET", ns .. "art:" .. cand, "sig", "size")
+          local sim = similarity(c[1], sig)
           -- Ties go to the smaller id, so the answer does not depend on bucket order.
           if sim >= threshold and (sim > best_sim or (sim == best_sim and cand < best_member)) then
             local canonical = canonical_of(cand)
             if canonical then
               best_canonical, best_sim, best_member = canonical, sim, cand
+              best_size = tonumber(c[2])
             end
           end
         end
@@ -285,6 +289,16 @@ if nbands > 0 then
     end
   end
   if best_canonical then
+    if best_size and best_size > 0 and size > 0 then
+      local shared = best_sim * (size + best_size) / (1 + best_sim)
+      if size <= (1 - MIN_DIFFERENCE) * best_size and shared / size >= containment then
+        return duplicate_event("excerpt", best_canonical, best_sim, round3(math.min(1, shared / size)))
+      end
+      if size >= (1 + MIN_DIFFERENCE) * best_size and shared / best_size >= containment then
+        return article_published("article.updated", "updated", "superset", best_canonical,
+          best_sim, round3(math.min(1, shared / best_size)))
+      end
+    end
     return duplicate_event("near_duplicate", best_canonical, best_sim, nil)
   end
 end
