@@ -27,9 +27,8 @@ from service.keys import Keys
 from service.models import Params, Prepared
 from service.prepare import prepared_from_body
 
-THRESHOLD, NUM_PERM, SHINGLE = 0.8, 128, 5
 BATCH = 200
-PARAMS = Params(num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD)
+PARAMS = Params()  # the service's defaults
 
 
 def _words(seed: int = 7, size: int = 20_000) -> list[str]:
@@ -133,10 +132,15 @@ async def run(args: argparse.Namespace) -> None:
     store = Store(
         connect(args.redis_url, timeout_s=30.0),
         Keys(prefix),
-        threshold=THRESHOLD,
+        threshold=PARAMS.threshold,
         window_s=3600,
         stream_maxlen=10_000_000,
-        meta=index_meta(num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD),
+        meta=index_meta(
+            num_perm=PARAMS.num_perm,
+            shingle_size=PARAMS.shingle_size,
+            threshold=PARAMS.threshold,
+            shingle_unit=PARAMS.shingle_unit,
+        ),
     )
     print("news-ingest capacity benchmark")
     print(f"  redis {args.redis_url}, prefix {prefix} (deleted at the end)")

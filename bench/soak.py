@@ -36,9 +36,7 @@ import math
 import os
 import platform
 import random
-import signal
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -53,27 +51,29 @@ import aiohttp
 import redis
 import redis.asyncio as aioredis
 
-# The sibling benchmark: the same article generator, service start-up and /proc readers.
-from throughput import (
+# Shared with bench/throughput.py: the article generator, the service's start-up and clean-up,
+# and the /proc readers.
+from _service import (
+    DEFAULT_REDIS_URL,
     NDJSON,
     SEED,
     Service,
-    _chrome,
-    _sentence,
-    cleanup_url,
+    chrome_line,
     cpu_seconds,
-    delete_keys,
+    finish,
     git_commit,
+    load_average,
     machine_busy_seconds,
     ndjson,
     redis_answers,
+    sentence,
     start_service,
-    stop_service,
+    step,
     vocabulary,
     wait_ready,
+    zipf_weights,
 )
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 BATCH_SIZE = 50
 BATCH_SENDERS = 2
 SINGLE_SENDERS = 2
@@ -177,7 +177,7 @@ def boundaries(config: Config) -> list[float]:
 class Articles:
     """Distinct stories of 400-800 words, seeded per id, built from a pool of sentences.
 
-    ``throughput.text_article`` writes every sentence afresh, ~1.5 ms an article: at a few
+    ``_service.text_article`` writes every sentence afresh, ~1.5 ms an article: at a few
     hundred articles/s that is a third of a core taken from the service being measured. Here
     the sentences (same generator, same vocabulary) are written once; an article draws ~35 of
     20,000, so two stories share a sentence now and then but never a paragraph.
@@ -185,12 +185,10 @@ class Articles:
 
     def __init__(self) -> None:
         self.words = vocabulary()
-        # Zipf-like word frequencies, as in throughput.text_articles.
-        weights = [1.0 / (rank + 1) for rank in range(len(self.words))]
-        random.Random(SEED).shuffle(weights)
+        weights = zipf_weights(len(self.words))  # as in _service.text_articles
         self.cum_weights = list(accumulate(weights))
         rng = random.Random(f"{SEED}:soak:sentences")
-        self.sentences = [_sentence(rng, self.words, weights) for _ in range(SENTENCE_POOL)]
+        self.sentences = [sentence(rng, self.words, weights) for _ in range(SENTENCE_POOL)]
         self.lengths = [s.count(" ") + 1 for s in self.sentences]
 
     def _lines(self, rng: random.Random) -> tuple[list[str], str]:
@@ -200,7 +198,7 @@ class Articles:
         author = f"{rng.choice(['Maria', 'James', 'Aiko', 'Priya', 'Omar'])} "
         author += rng.choice(["Lopez", "Okafor", "Tanaka", "Novak", "Haddad"])
         lines = [rng.choice(["world news", "politics", "business", "local", "science"])]
-        lines += [title.capitalize(), _chrome(rng), f"By {author}"]
+        lines += [title.capitalize(), chrome_line(rng), f"By {author}"]
         lines.append(f"Updated {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d} GMT")
         target, count = rng.randint(400, 800), 0
         while count < target:
@@ -208,7 +206,7 @@ class Articles:
             lines.append(" ".join(self.sentences[i] for i in picks))
             count += sum(self.lengths[i] for i in picks)
             if rng.random() < 0.15:
-                lines.append(_chrome(rng))
+                lines.append(chrome_line(rng))
         return lines, title.capitalize()
 
     def story(self, kind: str, index: int) -> dict[str, Any]:
@@ -772,10 +770,6 @@ async def soak(config: Config, service: Service, redis_url: str | None, run: Run
     run.end = previous
 
 
-def step(message: str) -> None:
-    print(f"... {message}", flush=True)
-
-
 def run_soak(config: Config) -> Run:
     if redis_answers(config.redis_url):
         redis_url: str | None = config.redis_url
@@ -783,12 +777,11 @@ def run_soak(config: Config) -> Run:
     else:
         redis_url = None
         note = f"{config.redis_url} does not answer: the embedded server in a temporary directory"
-    load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print("news-ingest soak")
     print(f"  commit      {git_commit()}")
     print(
         f"  machine     {os.cpu_count()} cores, {platform.machine()}, "
-        f"Python {platform.python_version()}, load average {load_avg}"
+        f"Python {platform.python_version()}, load average {load_average()}"
     )
     print(f"  redis       {note}")
     rate = f"{config.rate:g} articles/s" if config.rate else f"{BUSY_TARGET:.0%} of flat out"
@@ -806,21 +799,7 @@ def run_soak(config: Config) -> Run:
         try:
             asyncio.run(soak(config, service, redis_url, run))
         finally:
-            url = cleanup_url(service)
-            if url is not None:
-                started = time.perf_counter()
-                try:
-                    count = delete_keys(url, service.prefix)
-                    step(
-                        f"deleted {count} keys under {service.prefix}:* in "
-                        f"{time.perf_counter() - started:.1f} s"
-                    )
-                except redis.RedisError as exc:
-                    print(f"warning: could not delete the keys under {service.prefix}:*: {exc}")
-            code = stop_service(service)
-            step(f"service stopped (exit status {code})")
-            if code not in (0, -signal.SIGTERM) or run.stopped_early:
-                print(service.log_tail())
+            finish(service, show_log=run.stopped_early is not None)
     return run
 
 
@@ -947,10 +926,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     run = run_soak(config)
     report(config, run)
-    load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print()
-    print(f"total {time.perf_counter() - started:.1f} s; load average at the end {load_avg}")
+    print(f"total {time.perf_counter() - started:.1f} s; load average at the end {load_average()}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

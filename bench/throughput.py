@@ -1,60 +1,93 @@
-"""Throughput and latency of news-ingest, side by side with the in-process pipeline.
+"""Throughput and latency of news-ingest, side by side with its baselines, in one run.
 
-One run measures, on the same machine and the same inputs:
+One run measures, on the same machine and the same inputs (the letters of issue 6, item 3):
 
-a. text articles/s through ``POST /v1/articles/batch`` (NDJSON) of a real ``news-ingest serve``;
-b. HTML pages/s through the same endpoint, with real pages from the trafilatura corpus;
-c. the in-process pipeline on the same inputs: ``prepare_items`` (clean + fingerprint) and an
+a. text articles/s through ``POST /v1/articles/batch`` (NDJSON) of a real ``news-ingest serve``,
+   and single-article latency of ``POST /v1/articles`` at concurrency 1, 8 and 32;
+b. HTML pages/s through the same batch endpoint, with real pages from the trafilatura corpus;
+c. the in-process limit on the same inputs: ``prepare_items`` (clean + fingerprint) and an
    in-memory datasketch ``MinHashLSH`` query + insert, one process, no HTTP, no Redis;
-d. single-article latency of ``POST /v1/articles`` at concurrency 1 and 8.
+d. bare ``trafilatura.extract`` on the same HTML pages, one process;
+e. the off-the-shelf peer on the same text: no cleaning, a datasketch ``MinHash`` of word
+   5-shingles with its defaults, then ``MinHashLSH`` with its Redis storage backend doing query
+   + insert per article, one process;
+f. the cost of one decision (``Store.decide_many``, the service's Lua step) with 10k and with
+   100k articles already indexed, using ``bench/capacity.py``'s fill and probe functions.
 
 Each HTTP phase also reports the CPU time the service's event loop, its workers, Redis, this
 client and the rest of the machine spent per item (read from /proc), so a figure taken while
-other work shared the cores can be told apart from a slow service.
+other work shared the cores can be told apart from a slow service. The run ends with the
+targets of issue 6, each with PASS or FAIL.
 
 The machine is shared and noisy, so the script prints figures and ratios of one run and never
-judges an absolute time. Usage::
+compares with an absolute time from another run. Every Redis key it writes is under a
+throw-away prefix and deleted at the end. Usage::
 
     python bench/throughput.py [--redis-url URL] [--articles N] [--html-pages N] [--quick]
+                               [--index-sizes 10000,100000] [--skip-index-growth]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import gzip
+import importlib
 import json
 import math
 import os
 import platform
-import random
 import re
 import secrets
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
+import statistics
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import redis
+from _service import (
+    DEFAULT_REDIS_URL,
+    LINE_BREAKS_IN_JSON,
+    NDJSON,
+    Service,
+    cleanup_url,
+    cpu_seconds,
+    delete_matching,
+    git_commit,
+    json_line,
+    load_average,
+    machine_busy_seconds,
+    ndjson,
+    redis_answers,
+    serving,
+    stat_fields,
+    step,
+    text_articles,
+    wait_ready,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-SEEDS = REPO / "seeds"
+if TYPE_CHECKING:
+    from service.index import Store
+    from service.models import Prepared
+
 CORPUS = Path("/work/shared/corpora/trafilatura-eval")
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
-NDJSON = "application/x-ndjson"
-READY_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 30.0
-SEED = 20240501
+# Item f: words per article of the synthetic stories bench/capacity.py indexes, how many are
+# fingerprinted at a time while the previous lot is decided, and where the probes' story
+# numbers start (far above the fill's, so every probe is a new story).
+GROWTH_WORDS = 600
+GROWTH_CHUNK = 10_000
+PROBE_BASE = 10_000_000
+# Item e: the peer's word shingles, as the service's.
+PEER_SHINGLE_WORDS = 5
 
 T = TypeVar("T")
 
@@ -70,10 +103,26 @@ class Config:
     articles: int
     html_pages: int
     latency_requests: int
+    concurrencies: tuple[int, ...]
     batch_size: int
     html_batch_size: int
     senders: int
     workers: int
+    index_sizes: tuple[int, int] | None  # None: item f skipped
+    probe: int  # decisions per probe round of item f
+    probe_rounds: int
+
+
+def _index_sizes(text: str) -> tuple[int, int]:
+    try:
+        small, large = (int(part.replace("_", "")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected two sizes as SMALL,LARGE such as 10000,100000, got {text!r}"
+        ) from None
+    if not 0 < small < large:
+        raise argparse.ArgumentTypeError(f"need 0 < SMALL < LARGE, got {small},{large}")
+    return small, large
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
@@ -82,7 +131,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         "--redis-url",
         default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
         help="Redis to run against (default: $REDIS_URL or %(default)s); when it does not "
-        "answer, the service starts its embedded server in a temporary directory",
+        "answer, the service starts its embedded server in a temporary directory and the peer "
+        "and the index-growth phase use that",
     )
     parser.add_argument("--articles", type=int, help="text articles (default 2000, quick 300)")
     parser.add_argument("--html-pages", type=int, help="HTML pages (default 100, quick 30)")
@@ -95,22 +145,38 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="service worker processes"
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes, well under a minute")
+    parser.add_argument(
+        "--index-sizes",
+        type=_index_sizes,
+        help="item f: articles indexed before the decision cost is measured, SMALL,LARGE "
+        "(default 10000,100000, quick 2000,20000)",
+    )
+    parser.add_argument(
+        "--skip-index-growth",
+        action="store_true",
+        help="skip item f (filling the large index takes a minute or two)",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
 
     def size(given: int | None, quick_size: int, default: int) -> int:
         return given if given is not None else (quick_size if quick else default)
 
+    sizes: tuple[int, int] = args.index_sizes or ((2000, 20_000) if quick else (10_000, 100_000))
     config = Config(
         redis_url=args.redis_url,
         articles=size(args.articles, 300, 2000),
         html_pages=size(args.html_pages, 30, 100),
         latency_requests=size(args.latency_requests, 100, 300),
+        concurrencies=(1, 8, 32),
         batch_size=args.batch_size,
         html_batch_size=args.html_batch_size,
         senders=args.senders,
         workers=args.workers,
+        index_sizes=None if args.skip_index_growth else sizes,
+        probe=100 if quick else 200,
+        probe_rounds=6 if quick else 10,
     )
     positive = ("articles", "html_pages", "latency_requests", "batch_size", "html_batch_size")
     for name in (*positive, "senders", "workers"):
@@ -123,91 +189,63 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
 
 # --- inputs -----------------------------------------------------------------------------------
 
-_FIRST = ["Maria", "James", "Aiko", "Olusegun", "Priya", "Tomas", "Leila", "Chen", "Sofia", "Omar"]
-_LAST = ["Lopez", "Okafor", "Tanaka", "Novak", "Haddad", "Singh", "Berg", "Moreau", "Kim", "Reyes"]
-_SOURCES = ["Daily Ledger", "Metro Wire", "Coast Herald", "Capital Post", "Valley Times"]
-_LABELS = ["world news", "politics", "business", "local", "science"]
-_MONTHS = ["January", "March", "May", "July", "September", "November"]
+_HEAD_BYTES = 16_384
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
+_META_CHARSET = re.compile(rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+# The WHATWG Encoding standard, which browsers follow, decodes these labels as windows-1252,
+# and a page that declares UTF-16 in a <meta> (so in ASCII-compatible bytes) as UTF-8.
+_READ_AS_CP1252 = {"ascii", "iso8859-1", "cp1252"}
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_REPLACEMENT = "\ufffd"
 
 
-def vocabulary(seeds_dir: Path = SEEDS) -> list[str]:
-    """Distinct words of the seed articles: real English, so shingles look like news."""
-    text = " ".join(p.read_text(encoding="utf-8") for p in sorted(seeds_dir.glob("*.txt")))
-    words = {w.lower() for w in re.findall(r"[A-Za-z]{2,}", text)}
-    if len(words) < 200:
-        raise SystemExit(f"{seeds_dir}: expected seed articles with a few hundred distinct words")
-    return sorted(words)
-
-
-def _sentence(rng: random.Random, words: list[str], weights: list[float]) -> str:
-    tokens = rng.choices(words, weights, k=rng.randint(8, 28))
-    if len(tokens) > 12 and rng.random() < 0.5:
-        tokens[rng.randrange(4, len(tokens) - 4)] += ","
-    return " ".join(tokens).capitalize() + "."
-
-
-def _chrome(rng: random.Random) -> str:
-    """One line of scraping boilerplate that the text cleaner's rules should take out."""
-    return rng.choice(
-        [
-            "Advertisement",
-            "Share this article",
-            "Read more",
-            "Facebook Twitter Email",
-            "Sign up for our daily newsletter",
-            "Related: " + rng.choice(_LABELS).title() + " roundup",
-        ]
-    )
-
-
-def text_article(index: int, words: list[str], weights: list[float], kind: str) -> dict[str, Any]:
-    """A distinct synthetic story of 400-800 words, as raw scraped text with some chrome."""
-    rng = random.Random(f"{SEED}:{kind}:{index}")
-    title = " ".join(rng.choices(words, weights, k=rng.randint(6, 12))).capitalize()
-    author = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
-    lines = [rng.choice(_LABELS), title, _chrome(rng), f"By {author}"]
-    lines.append(
-        f"Updated {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d} GMT "
-        f"{rng.choice(_MONTHS)} {rng.randint(1, 28)}, 2024"
-    )
-    target = rng.randint(400, 800)
-    count = 0
-    while count < target:
-        paragraph = " ".join(_sentence(rng, words, weights) for _ in range(rng.randint(2, 5)))
-        lines.append(paragraph)
-        count += len(paragraph.split())
-        if rng.random() < 0.15:
-            lines.append(_chrome(rng))
-    record: dict[str, Any] = {
-        "id": f"bench-{kind}-{index:06d}",
-        "source": rng.choice(_SOURCES),
-        "language": "en",
-        "published_at": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T08:00:00Z",
-        "text": "\n\n".join(lines),
-    }
-    if index % 2:
-        record["title"] = title
-    return record
-
-
-def text_articles(count: int, kind: str) -> list[dict[str, Any]]:
-    words = vocabulary()
-    # Zipf-like word frequencies, as in prose: a few words are everywhere, most are rare.
-    weights = [1.0 / (rank + 1) for rank in range(len(words))]
-    random.Random(SEED).shuffle(weights)
-    return [text_article(i, words, weights, kind) for i in range(count)]
-
-
-def _decode_html(raw: bytes) -> str:
+def declared_charset(raw: bytes) -> str | None:
+    """The Python codec of the charset the page declares in its head, if it names one."""
+    head = raw[:_HEAD_BYTES]
+    match = _XML_ENCODING.match(head) or _META_CHARSET.search(head)
+    if match is None:
+        return None
     try:
-        return raw.decode("utf-8")
+        name = codecs.lookup(match.group(1).decode("ascii")).name
+    except LookupError:
+        return None
+    if name in _READ_AS_CP1252:
+        return "cp1252"
+    return "utf-8" if name.startswith(("utf-16", "utf-32")) else name
+
+
+def decode_html(raw: bytes) -> tuple[str, str]:
+    """A page's text and how it was decoded.
+
+    A UTF-8 page with a few invalid bytes (a truncated character, one pasted from elsewhere)
+    stays UTF-8 with those bytes replaced: decoding it all as cp1252 would garble every
+    non-ASCII letter. In order: a byte-order mark; strict UTF-8; UTF-8 with replacements when
+    most non-ASCII characters decode as valid UTF-8, or the page declares UTF-8 and some do;
+    the charset the page declares; cp1252 for the rest (no declaration, or a UTF-8 declaration
+    over bytes holding no UTF-8 at all, which the corpus has).
+    """
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            return raw.decode(codec, errors="replace"), codec
+    try:
+        return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    declared = re.search(rb"charset=[\"']?([A-Za-z0-9_-]+)", raw[:4096])
-    if declared:
-        with contextlib.suppress(LookupError, UnicodeDecodeError):
-            return raw.decode(declared.group(1).decode("ascii"))
-    return raw.decode("cp1252", errors="replace")
+    declared = declared_charset(raw)
+    lenient = raw.decode("utf-8", errors="replace")
+    literal = raw.count(_REPLACEMENT.encode("utf-8"))  # U+FFFD the page itself holds
+    invalid = lenient.count(_REPLACEMENT) - literal
+    valid = sum(1 for ch in lenient if ord(ch) > 0x7F) - invalid
+    if valid > invalid or (declared == "utf-8" and valid > 0):
+        return lenient, "utf-8 with invalid bytes replaced"
+    if declared is not None and declared != "utf-8":
+        return raw.decode(declared, errors="replace"), f"{declared} (declared)"
+    how = "declares utf-8 but holds no valid UTF-8" if declared else "no charset declared"
+    return raw.decode("cp1252", errors="replace"), f"cp1252 ({how})"
 
 
 def _usable_url(url: Any) -> str | None:
@@ -217,8 +255,9 @@ def _usable_url(url: Any) -> str | None:
     return url.strip() if parts.scheme in {"http", "https"} and parts.hostname else None
 
 
-def html_pages(count: int, corpus: Path = CORPUS) -> list[dict[str, Any]]:
-    """The first ``count`` corpus pages (sorted by name), each with a distinct id."""
+def html_pages(count: int, corpus: Path = CORPUS) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The first ``count`` corpus pages (sorted by name), each with a distinct id, and how many
+    pages were decoded which way."""
     paths = sorted((corpus / "html").glob("*.html.gz"))
     if not paths:
         raise SystemExit(f"no pages in {corpus / 'html'}")
@@ -229,29 +268,17 @@ def html_pages(count: int, corpus: Path = CORPUS) -> list[dict[str, Any]]:
     except (OSError, ValueError):
         expected = {}
     pages = []
+    decoded: Counter[str] = Counter()
     for path in paths[:count]:
         stem = path.name.removesuffix(".html.gz")
-        record: dict[str, Any] = {
-            "id": f"bench-html-{stem}",
-            "html": _decode_html(gzip.decompress(path.read_bytes())),
-        }
+        html, how = decode_html(gzip.decompress(path.read_bytes()))
+        decoded[how] += 1
+        record: dict[str, Any] = {"id": f"bench-html-{stem}", "html": html}
         url = _usable_url(expected.get(path.name, {}).get("url"))
         if url:
             record["url"] = url
         pages.append(record)
-    return pages
-
-
-# JSON may carry these raw inside strings, but Python's str.splitlines() ends a line at each of
-# them, and the service splits NDJSON bodies with it: escaped, every item stays one line.
-_LINE_BREAKS_IN_JSON = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
-
-
-def json_line(item: dict[str, Any]) -> str:
-    line = json.dumps(item, ensure_ascii=False)
-    for raw, escaped in _LINE_BREAKS_IN_JSON.items():
-        line = line.replace(raw, escaped)
-    return line
+    return pages, decoded
 
 
 def warmup_page(index: int) -> dict[str, Any]:
@@ -270,14 +297,10 @@ def warmup_page(index: int) -> dict[str, Any]:
     }
 
 
-def ndjson(items: Sequence[dict[str, Any]]) -> bytes:
-    return b"".join(json_line(item).encode() + b"\n" for item in items)
-
-
 def raw_line_breaks(items: Sequence[dict[str, Any]]) -> int:
     """How many items hold a character that ``str.splitlines()`` breaks an NDJSON line at."""
     return sum(
-        any(ch in json.dumps(item, ensure_ascii=False) for ch in _LINE_BREAKS_IN_JSON)
+        any(ch in json.dumps(item, ensure_ascii=False) for ch in LINE_BREAKS_IN_JSON)
         for item in items
     )
 
@@ -286,7 +309,7 @@ def batches(items: Sequence[dict[str, Any]], size: int) -> list[bytes]:
     return [ndjson(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-# --- in-process baseline ----------------------------------------------------------------------
+# --- c. the in-process limit ------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -320,7 +343,7 @@ def run_in_process(
 
     from service.app import params_of
     from service.fingerprint import estimated_jaccard, lsh_params, signature_from_bytes
-    from service.models import ItemError, Prepared
+    from service.models import ItemError
     from service.prepare import prepare_items, warm
     from service.settings import Settings
 
@@ -360,166 +383,292 @@ def run_in_process(
     return InProcess(len(items), prepare_s, lsh_s, outcomes, item_s, warmup_s)
 
 
-# --- the service ------------------------------------------------------------------------------
-
-
-def redis_answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# --- d. bare trafilatura ----------------------------------------------------------------------
 
 
 @dataclass(slots=True)
-class Service:
-    """A ``news-ingest serve`` child process and where it keeps its keys."""
+class Bare:
+    """``trafilatura.extract`` with its defaults over the pages, one process."""
 
-    process: subprocess.Popen[bytes]
-    base_url: str
-    prefix: str
-    redis_url: str | None  # None until the embedded server has announced itself
-    data_dir: Path
-    log_path: Path
+    items: int
+    seconds: float
+    extracted: int  # pages it answered text for
+    warmup_s: float
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds
 
 
-def start_service(redis_url: str | None, workers: int, scratch: Path) -> Service:
-    """Start the service on a free port under a fresh key prefix; it is not ready yet."""
-    port = free_port()
-    prefix = f"bench-{secrets.token_hex(4)}"
-    data_dir = scratch / "data"
-    log_path = scratch / "service.log"
-    command = [
-        sys.executable, "-m", "service", "serve",
-        "--port", str(port),
-        "--key-prefix", prefix,
-        "--workers", str(workers),
-        "--log-level", "WARNING",
-        "--data-dir", str(data_dir),
-    ]  # fmt: skip
-    if redis_url is not None:
-        command += ["--redis-url", redis_url]
-    # Measure the defaults: a NEWS_INGEST_* variable of the caller (API keys, another Redis)
-    # would change what is measured or make every request fail.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_INGEST_")}
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    return Service(process, f"http://127.0.0.1:{port}", prefix, redis_url, data_dir, log_path)
+def run_bare_trafilatura(
+    pages: Sequence[dict[str, Any]], warmup: Sequence[dict[str, Any]] = ()
+) -> Bare:
+    """Extract each page's text as a plain trafilatura user would: defaults, the page's URL."""
+    import trafilatura
 
-
-async def wait_ready(service: Service, timeout_s: float = READY_TIMEOUT_S) -> float:
-    """Poll /readyz until it answers 200; answers the seconds it took."""
     started = time.perf_counter()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while time.perf_counter() - started < timeout_s:
-            if service.process.poll() is not None:
-                raise RuntimeError(
-                    f"the service exited with status {service.process.returncode}:\n"
-                    + service.log_tail()
-                )
-            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                async with session.get(service.base_url + "/readyz") as resp:
-                    if resp.status == 200:
-                        return time.perf_counter() - started
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"the service was not ready after {timeout_s:.0f} s:\n{service.log_tail()}")
+    for page in warmup:
+        trafilatura.extract(page["html"])
+    warmup_s = time.perf_counter() - started
+    extracted = 0
+    started = time.perf_counter()
+    for page in pages:
+        extracted += trafilatura.extract(page["html"], url=page.get("url")) is not None
+    return Bare(len(pages), time.perf_counter() - started, extracted, warmup_s)
 
 
-def stop_service(service: Service) -> int | None:
-    """SIGTERM, wait; kill the process group only if it does not stop in time."""
-    if service.process.poll() is None:
-        service.process.send_signal(signal.SIGTERM)
-        try:
-            service.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            print(f"warning: the service ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(service.process.pid, signal.SIGKILL)
-            service.process.wait()
-    return service.process.returncode
+# --- e. the off-the-shelf peer: datasketch MinHashLSH on Redis --------------------------------
 
 
-def cleanup_url(service: Service) -> str | None:
-    """The Redis the service wrote to: the given one, or the embedded one it recorded."""
-    if service.redis_url is not None:
-        return service.redis_url
-    from service.embedded import recorded_url
+@dataclass(slots=True)
+class Peer:
+    """One single-process pass of the datasketch-on-Redis peer."""
 
-    return recorded_url(service.data_dir)
+    items: int
+    minhash_s: float
+    query_s: float
+    insert_s: float
+    with_candidates: int  # articles whose query found any key
+    bands: int
+    rows: int
+    deleted: int  # keys deleted afterwards
+
+    @property
+    def seconds(self) -> float:
+        return self.minhash_s + self.query_s + self.insert_s
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds
 
 
-def delete_keys(url: str, prefix: str) -> int:
-    """SCAN ``<prefix>:*`` and UNLINK what it finds; answers how many keys went."""
-    client = redis.Redis.from_url(url, socket_timeout=10.0)
-    deleted = 0
+def redis_params(url: str) -> dict[str, Any]:
+    """``redis.Redis`` keyword arguments for a redis://, rediss:// or unix:// URL."""
+    parts = urlsplit(url)
+    params: dict[str, Any]
+    if parts.scheme == "unix":
+        params = {"unix_socket_path": parts.path}
+    else:
+        params = {"host": parts.hostname or "127.0.0.1", "port": parts.port or 6379}
+        if parts.scheme == "rediss":
+            params["ssl"] = True
+        db = parts.path.strip("/")
+        if db.isdigit():
+            params["db"] = int(db)
+    if parts.username:
+        params["username"] = unquote(parts.username)
+    if parts.password:
+        params["password"] = unquote(parts.password)
+    return params
+
+
+def word_shingles(text: str, size: int) -> list[bytes]:
+    """Distinct word ``size``-grams of the raw text, split at whitespace, as bytes."""
+    tokens = text.split()
+    if len(tokens) <= size:
+        return [" ".join(tokens).encode("utf-8")]
+    return list(
+        {" ".join(tokens[i : i + size]).encode("utf-8") for i in range(len(tokens) - size + 1)}
+    )
+
+
+def run_peer(
+    items: Sequence[dict[str, Any]], redis_url: str, *, threshold: float, num_perm: int
+) -> Peer:
+    """What a team would write with datasketch alone, per article: no cleaning, a ``MinHash``
+    of the raw text's word 5-shingles with datasketch's defaults, ``query``, ``insert``.
+
+    Its keys live under a throw-away basename and are deleted at the end.
+    """
+    from datasketch import MinHash, MinHashLSH
+
+    basename = f"bench-peer-{secrets.token_hex(4)}"
+    lsh = MinHashLSH(
+        threshold=threshold,
+        num_perm=num_perm,
+        storage_config={
+            "type": "redis",
+            "redis": redis_params(redis_url),
+            "basename": basename.encode(),
+        },
+    )
+    minhash_s = query_s = insert_s = 0.0
+    with_candidates = 0
     try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                deleted += int(client.unlink(*batch))
-                batch = []
-        if batch:
-            deleted += int(client.unlink(*batch))
+        for item in items:
+            started = time.perf_counter()
+            minhash = MinHash(num_perm=num_perm)
+            minhash.update_batch(word_shingles(item["text"], PEER_SHINGLE_WORDS))
+            hashed = time.perf_counter()
+            with_candidates += bool(lsh.query(minhash))
+            queried = time.perf_counter()
+            lsh.insert(item["id"], minhash)
+            inserted = time.perf_counter()
+            minhash_s += hashed - started
+            query_s += queried - hashed
+            insert_s += inserted - queried
     finally:
-        client.close()
-    return deleted
+        # Every key of the index starts with the basename: <basename>_bucket_<i>... and
+        # <basename>_keys...; the bucket tables' names hold binary band numbers.
+        deleted = delete_matching(redis_url, f"{basename}_*")
+    return Peer(len(items), minhash_s, query_s, insert_s, with_candidates, lsh.b, lsh.r, deleted)
+
+
+# --- f. decision cost as the index grows ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class IndexGrowth:
+    """Milliseconds per decision of the same probes, against a small and a large index."""
+
+    small: int
+    large: int
+    probe: int
+    costs_ms: dict[int, list[float]]  # size -> ms per decision seen by the client, per round
+    script_ms: dict[int, list[float]]  # size -> ms per decision inside the Lua script, per round
+    fill_s: float = 0.0  # fingerprinting and deciding the fill, overlapped
+    deleted: int = 0
+
+    def cost_ms(self, size: int) -> float:
+        return statistics.median(self.costs_ms[size])
+
+    @staticmethod
+    def _paired(small: list[float], large: list[float]) -> float | None:
+        # Each round measured both sizes back to back, under the same load from the rest of
+        # the machine: the median of the per-round ratios cancels that load better than the
+        # ratio of the medians.
+        ratios = [b / a for a, b in zip(small, large, strict=False) if a > 0]
+        return statistics.median(ratios) if ratios else None
+
+    @property
+    def ratio(self) -> float:
+        """Cost at ``large`` / at ``small``: the median of the per-round ratios."""
+        paired = self._paired(self.costs_ms[self.small], self.costs_ms[self.large])
+        return paired if paired is not None else math.nan
+
+    @property
+    def script_ratio(self) -> float | None:
+        """The same ratio from the server's time in the script, when capacity.py reports it."""
+        return self._paired(self.script_ms[self.small], self.script_ms[self.large])
+
+
+def _capacity() -> ModuleType:
+    """bench/capacity.py, the sibling benchmark that fills an index through the decide step.
+
+    Imported by name, not statically: its owner changes it on their own schedule, and only
+    its function names are promised (make_prepared, prepare_range, fill, decision_cost).
+    """
+    return importlib.import_module("capacity")
+
+
+async def _decision_cost(
+    capacity: ModuleType, store: Store, probes: list[Prepared]
+) -> tuple[float, float | None]:
+    """capacity.decision_cost: ms per decision, and ms inside the script when it says."""
+    measured = await capacity.decision_cost(store, probes)
+    if isinstance(measured, tuple):
+        return float(measured[0]), float(measured[1])
+    return float(measured), None
+
+
+async def measure_index_growth(
+    redis_url: str, sizes: tuple[int, int], probe: int, rounds: int
+) -> IndexGrowth:
+    """Fill two throw-away indexes to ``sizes`` with the service's decide step, then decide the
+    same fresh probes against both, round after round, alternating which goes first.
+
+    Both indexes hold the same first stories and see the same probes, so the only difference
+    between their figures is the size of the index; alternating, they share the machine's noise.
+    """
+    from service.errors import StoreUnavailable
+    from service.fingerprint import index_meta
+    from service.index import Store, connect
+    from service.keys import Keys
+    from service.settings import Settings
+
+    capacity = _capacity()
+    settings = Settings()
+    meta = index_meta(
+        num_perm=settings.num_perm,
+        shingle_size=settings.shingle_size,
+        threshold=settings.dedup_threshold,
+    )
+    small, large = sizes
+    tag = secrets.token_hex(4)
+    stores = {
+        size: Store(
+            connect(redis_url, timeout_s=30.0),
+            Keys(f"bench-grow{size}-{tag}"),
+            threshold=settings.dedup_threshold,
+            window_s=settings.dedup_window_s,
+            stream_maxlen=settings.stream_maxlen,
+            meta=meta,
+        )
+        for size in sizes
+    }
+    growth = IndexGrowth(small, large, probe, {small: [], large: []}, {small: [], large: []})
+    pending: asyncio.Future[list[Prepared]] | None = None
+    try:
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            # Fork every worker now, from this thread, before the loop opens a connection or
+            # starts a thread (the HTTP phases' loop and its resolver threads are gone).
+            pool.submit(int).result()
+
+            def prepare(start: int) -> Awaitable[list[Prepared]]:
+                stop = min(start + GROWTH_CHUNK, large)
+                return asyncio.to_thread(capacity.prepare_range, pool, start, stop, GROWTH_WORDS)
+
+            # The workers fingerprint the next chunk while this process decides the current one.
+            started = time.perf_counter()
+            pending = asyncio.ensure_future(prepare(0))
+            for start in range(0, large, GROWTH_CHUNK):
+                stop = min(start + GROWTH_CHUNK, large)
+                items = await pending
+                if stop < large:
+                    pending = asyncio.ensure_future(prepare(stop))
+                if start == 0 and len(items[0].bands) != int(meta["bands"]):
+                    raise SystemExit(
+                        f"bench/capacity.py fingerprints with {len(items[0].bands)} bands, the "
+                        f"service's settings with {meta['bands']}: its THRESHOLD and NUM_PERM "
+                        "no longer match the service's defaults"
+                    )
+                if start < small:
+                    await capacity.fill(stores[small], items[: small - start])
+                await capacity.fill(stores[large], items)
+                growth.fill_s = time.perf_counter() - started
+                if start < small <= stop or stop * 4 // large > start * 4 // large:
+                    full = f" (the small one full at {small})" if start < small <= stop else ""
+                    step(f"index growth: {stop} articles indexed in {growth.fill_s:.0f} s{full}")
+            for round_ in range(rounds):
+                first = PROBE_BASE + round_ * probe
+                probes: list[Prepared] = capacity.prepare_range(
+                    pool, first, first + probe, GROWTH_WORDS
+                )
+                for size in (small, large) if round_ % 2 == 0 else (large, small):
+                    wall_ms, script_ms = await _decision_cost(capacity, stores[size], probes)
+                    growth.costs_ms[size].append(wall_ms)
+                    if script_ms is not None:
+                        growth.script_ms[size].append(script_ms)
+    finally:
+        if pending is not None:
+            pending.cancel()  # a chunk still being fingerprinted when something failed
+        for store in stores.values():
+            try:
+                growth.deleted += await store.reset()
+            except (StoreUnavailable, redis.RedisError) as exc:
+                print(f"warning: could not delete the keys under {store.keys.prefix}:*: {exc}")
+            await store.client.aclose()
+    return growth
 
 
 # --- CPU accounting (Linux /proc; skipped elsewhere) -------------------------------------------
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    # The command name sits in parentheses and may hold spaces: split after its end.
-    return text[text.rfind(")") + 2 :].split()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process so far (0 when it is gone)."""
-    fields = _stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS if fields else 0.0
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all processes of the machine have spent busy (from /proc/stat)."""
-    try:
-        first = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()
-    except (OSError, IndexError):
-        return 0.0
-    ticks = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
-    return (sum(ticks) - ticks[3] - ticks[4]) / _CLOCK_TICKS
 
 
 def children_of(pid: int) -> list[tuple[int, str]]:
     """(pid, command name) of the direct children of ``pid``."""
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
-        fields = _stat_fields(int(entry.name))
+        fields = stat_fields(int(entry.name))
         if fields and int(fields[1]) == pid:
             with contextlib.suppress(OSError):
                 found.append((int(entry.name), (entry / "comm").read_text().strip()))
@@ -679,42 +828,42 @@ class Results:
     html_http: Throughput | None = None
     text_local: InProcess | None = None
     html_local: InProcess | None = None
+    bare: Bare | None = None
+    peer: Peer | None = None
+    growth: IndexGrowth | None = None
     latency: list[Latency] = field(default_factory=list)
     html_warmup: Latency | None = None
     # phase -> (items, wall seconds, CPU seconds per component)
     cpu: dict[str, tuple[int, float, dict[str, float]]] = field(default_factory=dict)
 
-
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short=12", "HEAD") or "none (no commit yet)"
-    dirty = git("status", "--porcelain", "--", "service", "bench")
-    return commit + (" + uncommitted changes in service/ or bench/" if dirty else "")
+    def latency_at(self, concurrency: int) -> Latency | None:
+        return next((lat for lat in self.latency if lat.concurrency == concurrency), None)
 
 
 def print_header(config: Config, redis_note: str) -> None:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print("news-ingest throughput benchmark")
     print(f"  commit      {git_commit()}")
     print(
         f"  machine     {os.cpu_count()} cores, {platform.machine()}, "
-        f"Python {platform.python_version()}, load average {load}"
+        f"Python {platform.python_version()}, load average {load_average()}"
     )
     print(f"  redis       {redis_note}")
+    concurrencies = ", ".join(str(c) for c in config.concurrencies)
     print(
         f"  sizes       {config.articles} text articles (batches of {config.batch_size}), "
         f"{config.html_pages} HTML pages (batches of {config.html_batch_size}), "
-        f"{config.senders} senders, {config.latency_requests} latency requests per "
-        f"concurrency, {config.workers} service workers"
+        f"{config.senders} senders, {config.latency_requests} latency requests at each "
+        f"concurrency ({concurrencies}), {config.workers} service workers"
     )
+    if config.index_sizes:
+        small, large = config.index_sizes
+        print(
+            f"  index       decision cost at {small} and {large} indexed articles, "
+            f"{config.probe_rounds} rounds of {config.probe} probes"
+        )
+    else:
+        print("  index       decision cost as the index grows: skipped (--skip-index-growth)")
     print(flush=True)
-
-
-def step(message: str) -> None:
-    print(f"... {message}", flush=True)
 
 
 async def _metered(
@@ -760,23 +909,63 @@ async def run_http(
         post_batches(service.base_url, html_bodies, len(pages), config.senders),
     )  # fmt: skip
     step(f"HTTP html: {results.html_http.rate:.1f} pages/s")
-    singles = [json_line(a).encode() for a in text_articles(2 * config.latency_requests, "latency")]
-    for concurrency, chunk in (
-        (1, singles[: config.latency_requests]),
-        (8, singles[config.latency_requests :]),
-    ):
+    per = config.latency_requests
+    singles = text_articles(per * len(config.concurrencies), "latency")
+    for i, concurrency in enumerate(config.concurrencies):
+        chunk = [json_line(a).encode() for a in singles[i * per : (i + 1) * per]]
         lat = await _metered(
             meter, results, f"POST /v1/articles c={concurrency}", len(chunk),
             measure_latency(service.base_url, chunk, concurrency),
         )  # fmt: skip
         results.latency.append(lat)
-        step(f"latency c={concurrency}: p50 {lat.percentile(50) * 1000:.1f} ms")
+        step(
+            f"latency c={concurrency}: p50 {lat.percentile(50) * 1000:.1f} ms, "
+            f"p99 {lat.percentile(99) * 1000:.1f} ms"
+        )
+
+
+def run_redis_baselines(
+    config: Config, results: Results, texts: list[dict[str, Any]], redis_url: str
+) -> None:
+    """Items e and f: they need a Redis, not the service, which sits idle meanwhile."""
+    from service.errors import StoreUnavailable
+    from service.settings import Settings
+
+    settings = Settings()
+    try:
+        peer = results.peer = run_peer(
+            texts, redis_url, threshold=settings.dedup_threshold, num_perm=settings.num_perm
+        )
+    except redis.RedisError as exc:
+        print(f"warning: the datasketch peer failed against {redis_url}: {exc}")
+    else:
+        step(
+            f"peer (datasketch MinHashLSH on Redis, {peer.bands} bands x {peer.rows} rows): "
+            f"{peer.rate:.1f} articles/s; deleted its {peer.deleted} keys"
+        )
+    if config.index_sizes is None:
+        return
+    try:
+        growth = results.growth = asyncio.run(
+            measure_index_growth(redis_url, config.index_sizes, config.probe, config.probe_rounds)
+        )
+    except (StoreUnavailable, redis.RedisError) as exc:
+        print(f"warning: the index-growth phase failed against {redis_url}: {exc}")
+    else:
+        step(
+            f"decision cost: {growth.cost_ms(growth.small):.3f} ms at {growth.small}, "
+            f"{growth.cost_ms(growth.large):.3f} ms at {growth.large} indexed; deleted "
+            f"{growth.deleted} keys"
+        )
 
 
 def run(config: Config) -> Results:
     if redis_answers(config.redis_url):
         redis_url: str | None = config.redis_url
-        redis_note = f"{config.redis_url} (key prefix bench-<random>, deleted at the end)"
+        redis_note = (
+            f"{config.redis_url} (shared; key prefixes bench-<random>, bench-peer-<random>, "
+            "bench-grow<size>-<random>, each deleted at the end)"
+        )
     else:
         redis_url = None
         redis_note = (
@@ -787,13 +976,14 @@ def run(config: Config) -> Results:
     results = Results()
     step("generating inputs")
     texts = text_articles(config.articles, "text")
-    pages = html_pages(config.html_pages)
+    pages, decoded = html_pages(config.html_pages)
     words = sum(len(t["text"].split()) for t in texts) / len(texts)
     html_kb = sum(len(p["html"].encode()) for p in pages) / len(pages) / 1024
     step(
         f"{len(texts)} text articles, {words:.0f} words each on average; "
         f"{len(pages)} HTML pages, {html_kb:.0f} KiB each on average"
     )
+    step("HTML pages decoded as " + "; ".join(f"{how}: {n}" for how, n in decoded.most_common()))
 
     broken = raw_line_breaks(pages) + raw_line_breaks(texts)
     if broken:
@@ -802,7 +992,7 @@ def run(config: Config) -> Results:
             "parser takes for line ends; they are sent escaped (\\uXXXX) so each stays one line"
         )
 
-    # In-process first, while nothing else of ours runs: a single-process baseline.
+    # Single-process baselines first, while nothing else of ours runs.
     results.text_local = run_in_process(texts)
     step(f"in-process text: {results.text_local.rate:.1f} articles/s")
     results.html_local = run_in_process(pages, [warmup_page(0)])
@@ -810,24 +1000,16 @@ def run(config: Config) -> Results:
         f"in-process html: {results.html_local.rate:.1f} pages/s (after a warm-up page that "
         f"took {results.html_local.warmup_s:.2f} s)"
     )
+    results.bare = run_bare_trafilatura(pages, [warmup_page(0)])
+    step(f"bare trafilatura.extract: {results.bare.rate:.1f} pages/s")
 
-    with tempfile.TemporaryDirectory(prefix="news-ingest-bench-") as scratch:
-        service = start_service(redis_url, config.workers, Path(scratch))
-        try:
-            asyncio.run(run_http(config, service, results, texts, pages))
-        finally:
-            url = cleanup_url(service)
-            if url is not None:
-                try:
-                    step(
-                        f"deleted {delete_keys(url, service.prefix)} keys under {service.prefix}:*"
-                    )
-                except redis.RedisError as exc:
-                    print(f"warning: could not delete the keys under {service.prefix}:*: {exc}")
-            code = stop_service(service)
-            step(f"service stopped (exit status {code})")
-            if code not in (0, -signal.SIGTERM):
-                print(service.log_tail())
+    with serving(redis_url, config.workers, "bench") as service:
+        asyncio.run(run_http(config, service, results, texts, pages))
+        url = cleanup_url(service)
+        if url is None:
+            print("warning: the embedded server recorded no URL; skipping items e and f")
+        else:
+            run_redis_baselines(config, results, texts, url)
     return results
 
 
@@ -839,10 +1021,14 @@ def _outcomes(counts: Counter[str]) -> str:
 
 
 def _row(name: str, figure: str, note: str = "") -> str:
-    return f"  {name:<44} {figure:>18}   {note}"
+    return f"  {name:<46} {figure:>18}   {note}".rstrip()
 
 
-def report(config: Config, results: Results) -> None:
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def report_figures(results: Results) -> None:
     print()
     print("Figures")
     text_http, html_http = results.text_http, results.html_http
@@ -853,6 +1039,15 @@ def report(config: Config, results: Results) -> None:
                 "a. HTTP batch, text",
                 f"{text_http.rate:.1f} articles/s",
                 f"{text_http.items} in {text_http.seconds:.2f} s; {_outcomes(text_http.outcomes)}",
+            )
+        )
+    for lat in results.latency:
+        print(
+            _row(
+                f"a. POST /v1/articles, concurrency {lat.concurrency}",
+                f"p50 {_ms(lat.percentile(50))}",
+                f"p95 {_ms(lat.percentile(95))}, p99 {_ms(lat.percentile(99))}, max "
+                f"{_ms(max(lat.samples_s))}; {lat.rate:.1f} req/s; {_outcomes(lat.outcomes)}",
             )
         )
     if html_http:
@@ -875,14 +1070,11 @@ def report(config: Config, results: Results) -> None:
                 )
             )
             ordered = sorted(local.item_s)
-            p50 = ordered[len(ordered) // 2][0] * 1000
+            p50 = ordered[len(ordered) // 2][0]
             slowest_s, slowest_id = ordered[-1]
             print(
                 _row(
-                    "",
-                    "",
-                    f"prepare per item: p50 {p50:.1f} ms, max {slowest_s * 1000:.1f} ms "
-                    f"({slowest_id})",
+                    "", "", f"prepare per item: p50 {_ms(p50)}, max {_ms(slowest_s)} ({slowest_id})"
                 )
             )
     if results.html_warmup and html_local:
@@ -896,19 +1088,57 @@ def report(config: Config, results: Results) -> None:
                 "(excluded from c)",
             )
         )
-    for lat in results.latency:
+    if results.bare:
+        bare = results.bare
         print(
             _row(
-                f"d. POST /v1/articles, concurrency {lat.concurrency}",
-                f"p50 {lat.percentile(50) * 1000:.1f} ms",
-                f"p95 {lat.percentile(95) * 1000:.1f} ms, p99 {lat.percentile(99) * 1000:.1f}"
-                f" ms, max {max(lat.samples_s) * 1000:.1f} ms; {lat.rate:.1f} req/s; "
-                f"{_outcomes(lat.outcomes)}",
+                "d. bare trafilatura.extract, HTML",
+                f"{bare.rate:.1f} pages/s",
+                f"{bare.items} in {bare.seconds:.2f} s; text for {bare.extracted}; defaults, "
+                f"one process (warm-up page {bare.warmup_s:.2f} s, excluded)",
+            )
+        )
+    if results.peer:
+        peer = results.peer
+        per = 1000 / peer.items
+        print(
+            _row(
+                "e. datasketch MinHashLSH on Redis, text",
+                f"{peer.rate:.1f} articles/s",
+                f"MinHash {peer.minhash_s * per:.2f} + query {peer.query_s * per:.2f} + insert "
+                f"{peer.insert_s * per:.2f} ms/article; {peer.bands} bands x {peer.rows} rows; "
+                f"{peer.with_candidates} queries found candidates",
+            )
+        )
+    if results.growth:
+        growth = results.growth
+        for size in (growth.small, growth.large):
+            costs = ", ".join(f"{c:.3f}" for c in growth.costs_ms[size])
+            script = growth.script_ms[size]
+            in_script = f"; in the script {statistics.median(script):.3f} ms" if script else ""
+            print(
+                _row(
+                    f"f. decision with {size} indexed",
+                    f"{growth.cost_ms(size):.3f} ms",
+                    f"median of {len(growth.costs_ms[size])} rounds of {growth.probe} "
+                    f"(Store.decide_many, batches of 200): {costs}{in_script}",
+                )
+            )
+        print(
+            _row(
+                "",
+                "",
+                f"filled both indexes ({growth.small + growth.large} inserts) in "
+                f"{growth.fill_s:.0f} s, fingerprinting in worker processes meanwhile",
             )
         )
 
+
+def report_ratios(config: Config, results: Results) -> None:
     print()
     print("Ratios (same run)")
+    text_http, html_http = results.text_http, results.html_http
+    text_local, html_local = results.text_local, results.html_local
     workers = config.workers
     if text_http and text_local:
         ratio = text_http.rate / text_local.rate
@@ -919,6 +1149,18 @@ def report(config: Config, results: Results) -> None:
                 f"{workers} workers; {ratio / workers:.2f} of a linear {workers}x",
             )
         )
+    if text_http and results.peer:
+        print(
+            _row("HTTP text / datasketch-Redis peer", f"{text_http.rate / results.peer.rate:.2f}x")
+        )
+    if text_local and results.peer:
+        print(
+            _row(
+                "in-process text / datasketch-Redis peer",
+                f"{text_local.rate / results.peer.rate:.2f}x",
+                "one process each",
+            )
+        )
     if html_http and html_local:
         ratio = html_http.rate / html_local.rate
         print(
@@ -926,6 +1168,16 @@ def report(config: Config, results: Results) -> None:
                 "HTTP HTML / in-process HTML",
                 f"{ratio:.2f}x",
                 f"{workers} workers; {ratio / workers:.2f} of a linear {workers}x",
+            )
+        )
+    if html_http and results.bare:
+        print(_row("HTTP HTML / bare trafilatura", f"{html_http.rate / results.bare.rate:.2f}x"))
+    if html_local and results.bare:
+        print(
+            _row(
+                "in-process HTML / bare trafilatura",
+                f"{html_local.rate / results.bare.rate:.2f}x",
+                "one process each: the service's extraction, rules and MinHash vs extract alone",
             )
         )
     if text_local and html_local:
@@ -938,7 +1190,7 @@ def report(config: Config, results: Results) -> None:
         )
     if text_http and html_http:
         print(_row("HTTP HTML / HTTP text", f"{html_http.rate / text_http.rate:.3f}x"))
-    if text_local and results.latency:
+    if text_local:
         per_item_ms = text_local.total_s * 1000 / text_local.items
         for lat in results.latency:
             print(
@@ -948,22 +1200,50 @@ def report(config: Config, results: Results) -> None:
                     f"in-process {per_item_ms:.2f} ms per article",
                 )
             )
-            print(
-                _row(
-                    f"latency p99 / p50, c={lat.concurrency}",
-                    f"{lat.percentile(99) / lat.percentile(50):.2f}x",
-                )
-            )
-    if text_http and len(results.latency) == 2:
-        one, eight = results.latency
-        print(_row("single requests c=8 / c=1", f"{eight.rate / one.rate:.2f}x", "req/s"))
+    for lat in results.latency:
         print(
             _row(
-                "HTTP text batch / single requests c=8",
-                f"{text_http.rate / eight.rate:.2f}x",
+                f"latency p99 / p50, c={lat.concurrency}",
+                f"{lat.percentile(99) / lat.percentile(50):.2f}x",
+            )
+        )
+    one = results.latency_at(1)
+    for lat in results.latency:
+        if one and lat is not one:
+            print(
+                _row(
+                    f"single requests c={lat.concurrency} / c=1",
+                    f"{lat.rate / one.rate:.2f}x",
+                    "req/s",
+                )
+            )
+    if text_http and results.latency:
+        busiest = max(results.latency, key=lambda lat: lat.rate)
+        print(
+            _row(
+                f"HTTP text batch / single requests c={busiest.concurrency}",
+                f"{text_http.rate / busiest.rate:.2f}x",
                 "articles/s",
             )
         )
+    if results.growth:
+        growth = results.growth
+        print(
+            _row(
+                f"decision cost at {growth.large} / at {growth.small}",
+                f"{growth.ratio:.3f}x",
+                f"median of the {len(growth.costs_ms[growth.small])} rounds' ratios (each round "
+                "decides the same probes against both, back to back)",
+            )
+        )
+        if growth.script_ratio is not None:
+            print(
+                _row(
+                    "  the same, time inside the script",
+                    f"{growth.script_ratio:.3f}x",
+                    "server-side EVALSHA time; counts other clients' scripts on a shared Redis",
+                )
+            )
 
 
 def report_cpu(results: Results) -> None:
@@ -991,15 +1271,118 @@ def report_cpu(results: Results) -> None:
         print(f"  {phase:<26} {parts}")
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One bar of issue 6: a figure of this run, at least or at most ``bar``."""
+
+    name: str
+    value: float | None  # None: not measured in this run
+    bar: float
+    at_least: bool
+    unit: str  # "x" for a ratio, "ms"
+    detail: str
+
+    @property
+    def met(self) -> bool:
+        if self.value is None:
+            return False
+        return self.value >= self.bar if self.at_least else self.value <= self.bar
+
+    def line(self) -> str:
+        unit = "x" if self.unit == "x" else f" {self.unit}"
+        digits = 3 if self.unit == "x" else 1
+        shown = "-" if self.value is None else f"{self.value:.{digits}f}{unit}"
+        bar = (">= " if self.at_least else "<= ") + f"{self.bar:g}{unit}"
+        verdict = "NOT MEASURED" if self.value is None else ("PASS" if self.met else "FAIL")
+        return f"  {self.name:<46} {shown:>9}  {bar:<10} {verdict:<12} {self.detail}".rstrip()
+
+
+def targets(results: Results) -> list[Target]:
+    """The bars of issue 6's "Done when", from this run's figures."""
+    text_http, html_http = results.text_http, results.html_http
+    text_local, bare, peer = results.text_local, results.bare, results.peer
+
+    def ratio(name: str, top: float | None, bottom: float | None, bar: float, unit: str) -> Target:
+        if top is None or not bottom:
+            return Target(name, None, bar, True, "x", "")
+        return Target(name, top / bottom, bar, True, "x", f"{top:.1f} vs {bottom:.1f} {unit}")
+
+    text_rate = text_http.rate if text_http else None
+    found = [
+        ratio(
+            "text batch / in-process limit (a / c)",
+            text_rate,
+            text_local.rate if text_local else None,
+            1.0,
+            "articles/s",
+        ),
+        ratio(
+            "text batch / datasketch-Redis peer (a / e)",
+            text_rate,
+            peer.rate if peer else None,
+            4.0,
+            "articles/s",
+        ),
+        ratio(
+            "HTML via API / bare trafilatura (b / d)",
+            html_http.rate if html_http else None,
+            bare.rate if bare else None,
+            1.5,
+            "pages/s",
+        ),
+    ]
+    eight = results.latency_at(8)
+    found.append(
+        Target(
+            "single-article text p99 at concurrency 8 (a)",
+            eight.percentile(99) * 1000 if eight else None,
+            25.0,
+            False,
+            "ms",
+            f"p50 {eight.percentile(50) * 1000:.1f} ms over {len(eight.samples_s)} requests"
+            if eight
+            else "",
+        )
+    )
+    growth = results.growth
+    measured = growth is not None and not math.isnan(growth.ratio)
+    found.append(
+        Target(
+            f"decision cost at {growth.large} / at {growth.small} (f)"
+            if growth
+            else "decision cost at 100k / at 10k (f)",
+            growth.ratio if growth and measured else None,
+            1.1,
+            False,
+            "x",
+            f"{growth.cost_ms(growth.large):.3f} vs {growth.cost_ms(growth.small):.3f} ms "
+            "(medians; the ratio pairs the rounds)"
+            if growth and measured
+            else "skipped (--skip-index-growth) or failed (see above)",
+        )
+    )
+    return found
+
+
+def report_targets(results: Results) -> None:
+    print()
+    print("Targets of issue 6 (ratios from this run)")
+    found = targets(results)
+    for target in found:
+        print(target.line())
+    print(f"  {sum(t.met for t in found)} of {len(found)} met")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     config = parse_args(argv)
     started = time.perf_counter()
     results = run(config)
-    report(config, results)
+    report_figures(results)
+    report_ratios(config, results)
     report_cpu(results)
+    report_targets(results)
     print()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"total {time.perf_counter() - started:.1f} s; load average at the end {load}")
+    print(f"total {time.perf_counter() - started:.1f} s; load average at the end {load_average()}")
 
 
 if __name__ == "__main__":
