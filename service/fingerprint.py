@@ -193,8 +193,8 @@ def anchors(tokens: Sequence[str]) -> list[str]:
 
     Past the cap, keeping the smallest hashes keeps the sample consistent between documents.
     """
-    hashes = np.unique(fast.word_shingle_hashes(tokens, ANCHOR_WORDS))
-    kept = hashes[hashes % ANCHOR_RATE == 0][:MAX_ANCHORS]
+    hashes = fast.word_shingle_hashes(tokens, ANCHOR_WORDS)
+    kept = np.unique(hashes[hashes % ANCHOR_RATE == 0])[:MAX_ANCHORS]
     return [f"{int(h):08x}" for h in kept]
 
 
@@ -224,8 +224,10 @@ def fingerprint(
     """Everything the index needs to decide on a cleaned body."""
     norm = normalise(body)
     tokens = words(norm)
-    hashes = shingle_hashes(norm, tokens, shingle_unit, shingle_size)
-    sig = fast.signature(hashes, num_perm)
+    hashes = np.sort(shingle_hashes(norm, tokens, shingle_unit, shingle_size))
+    distinct = hashes[np.flatnonzero(hashes[1:] != hashes[:-1]) + 1] if len(hashes) else hashes
+    distinct = np.concatenate((hashes[:1], distinct))
+    sig = fast.signature(distinct, num_perm)
     bands, rows = lsh_params(threshold, num_perm)
     return Fingerprint(
         content_hash=content_hash(norm),
@@ -233,7 +235,7 @@ def fingerprint(
         bands=band_digests(sig, bands, rows),
         # Distinct 32-bit hashes: a collision undercounts by one, a rounding error for the
         # size ratios the index compares.
-        shingle_count=int(np.unique(hashes).size),
+        shingle_count=len(distinct),
         word_count=len(tokens),
         anchors=anchors(tokens),
     )

@@ -235,22 +235,33 @@ class Store:
         The script calls run one after another on the server, so a later item of the batch
         is checked against the earlier ones it already indexed.
         """
+        decisions, _ = await self.decide_and_learn(items, dry_run=dry_run)
+        return decisions
+
+    async def decide_and_learn(
+        self, items: Sequence[Prepared], *, dry_run: bool
+    ) -> tuple[list[Decision], set[str]]:
+        """:meth:`decide_many`, also counting each unique article's segments for its source.
+
+        Answers the decisions and the sources whose learned set changed.
+        """
         if not items:
-            return []
+            return [], set()
         calls: list[Call] = []
         decide_at: list[int] = []
+        learn_at: dict[int, str] = {}  # call position -> the source it counts for
         for item in items:
             decide_at.append(len(calls))
             calls.append(self._decide_call(item, dry_run))
             if not dry_run and item.segments:
                 # Right behind its decision, in the same round trip: the script counts the
                 # article only if the decision made it unique.
+                learn_at[len(calls)] = item.source
                 calls.append(self._learn_call(item))
         async with self._deadline():
             results = await self._run_calls(calls)
-        learn_failures = [
-            r for i, r in enumerate(results) if i not in decide_at and isinstance(r, Exception)
-        ]
+        learn_failures = [results[i] for i in learn_at if isinstance(results[i], Exception)]
+        changed = {source for i, source in learn_at.items() if results[i] == 1}
         if learn_failures:
             # Learning is best effort: a lost count delays a template's removal by an
             # article, while failing the request would lose an article already published.
@@ -263,7 +274,7 @@ class Store:
             decision = Decision.model_validate_json(decision_json)
             decision.replayed = bool(replayed)
             decisions.append(decision)
-        return decisions
+        return decisions, changed
 
     async def _run_calls(self, calls: list[Call]) -> list[Any]:
         if not self._meta_checked:

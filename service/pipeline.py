@@ -51,8 +51,8 @@ INDEX_CHUNK = 200
 WORKER_TASK_ITEMS = 8
 
 # How long a source's learned set is reused before it is read again. This replica drops it
-# as soon as it accepts a unique article of the source (which may have taught it something);
-# other replicas see what was learned within this delay.
+# as soon as one of its own decisions changes the set; other replicas see the change within
+# this delay.
 LEARNED_CACHE_S = 1.0
 LEARNED_CACHE_SOURCES = 10_000
 
@@ -235,7 +235,10 @@ class Pipeline:
         decided: list[Decision] = []
         for start in range(0, len(ready), INDEX_CHUNK):
             chunk = ready[start : start + INDEX_CHUNK]
-            decided.extend(await self.store.decide_many(chunk, dry_run=dry_run))
+            chunk_decisions, changed = await self.store.decide_and_learn(chunk, dry_run=dry_run)
+            decided.extend(chunk_decisions)
+            for source in changed:
+                self._learned.pop(source, None)
         by_position = iter(decided)
         results: list[Outcome] = []
         for item in prepared:
@@ -244,9 +247,6 @@ class Pipeline:
                 results.append(item)
                 continue
             decision = next(by_position)
-            if decision.status == "unique" and not dry_run:
-                # It was counted for its source: what the source has learned may have changed.
-                self._learned.pop(item.source, None)
             if dry_run:
                 decision = _with_article(decision, item)
             elif not decision.replayed:

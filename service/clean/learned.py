@@ -34,13 +34,15 @@ MAX_SEGMENT_CHARS = 600
 MAX_SEGMENTS = 256
 
 # A sentence ends at . ! ? or … followed by a space and what can start the next sentence.
+# Runs of anything but letters and digits (\W leaves "_" alone, so it is named too).
+_NOT_ALNUM = re.compile(r"[\W_]+")
+_LETTER = re.compile(r"[^\W\d_]")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?…])[\"'”’»)\]]*\s+(?=[\"'“‘«(\[]?[\w¿¡])")
 
 
 def segment_key(segment: str) -> str:
     """The case-, space- and punctuation-blind form two copies of a segment share."""
-    kept = "".join(ch if ch.isalnum() else " " for ch in segment.casefold())
-    return " ".join(kept.split())
+    return _NOT_ALNUM.sub(" ", segment.casefold()).strip()
 
 
 def digest(segment: str) -> str:
@@ -55,8 +57,8 @@ def sentences(line: str) -> list[str]:
 
 
 def _countable(segment: str) -> bool:
-    return MIN_SEGMENT_CHARS <= len(segment) <= MAX_SEGMENT_CHARS and any(
-        ch.isalpha() for ch in segment
+    return MIN_SEGMENT_CHARS <= len(segment) <= MAX_SEGMENT_CHARS and (
+        _LETTER.search(segment) is not None
     )
 
 
@@ -69,9 +71,10 @@ def segment_digests(paragraphs: Iterable[str]) -> list[str]:
     seen: dict[str, None] = {}
     for line in paragraphs:
         candidates = [line]
-        parts = sentences(line)
-        if len(parts) > 1:
-            candidates.extend(parts)
+        if len(line) > MIN_SEGMENT_CHARS:  # a shorter line holds no countable sentence
+            parts = sentences(line)
+            if len(parts) > 1:
+                candidates.extend(parts)
         for segment in candidates:
             if _countable(segment):
                 seen.setdefault(digest(segment), None)

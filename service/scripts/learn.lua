@@ -20,6 +20,8 @@
 --
 -- ARGV: ns, source digest, epoch_ms, min_articles, min_share, max_fields, max_learned,
 --       digest...
+--
+-- Returns 1 when the learned set changed, else 0.
 
 local ns, sd = ARGV[1], ARGV[2]
 local epoch_ms = tonumber(ARGV[3])
@@ -76,12 +78,14 @@ if #updates > 0 then
   redis.call("HSET", cur_key, unpack(updates))
   redis.call("PEXPIREAT", cur_key, (epoch + 2) * epoch_ms)
 end
-if #qualified > 0 then redis.call("ZADD", learned_key, unpack(qualified)) end
-if #dropped > 0 then redis.call("ZREM", learned_key, unpack(dropped)) end
-redis.call("ZREMRANGEBYSCORE", learned_key, "-inf", now_ms - epoch_ms)
+local changed = 0
+if #qualified > 0 then changed = changed + redis.call("ZADD", learned_key, unpack(qualified)) end
+if #dropped > 0 then changed = changed + redis.call("ZREM", learned_key, unpack(dropped)) end
+changed = changed + redis.call("ZREMRANGEBYSCORE", learned_key, "-inf", now_ms - epoch_ms)
 local size = redis.call("ZCARD", learned_key)
 if size > max_learned then
-  redis.call("ZREMRANGEBYRANK", learned_key, 0, size - max_learned - 1)
+  changed = changed + redis.call("ZREMRANGEBYRANK", learned_key, 0, size - max_learned - 1)
 end
 redis.call("PEXPIRE", learned_key, epoch_ms)
-return #qualified / 2
+-- Whether the learned set gained or lost a member: what readers caching it must know.
+return changed > 0 and 1 or 0
