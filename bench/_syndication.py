@@ -1,8 +1,12 @@
 """A labelled syndication set for scoring duplicate detection (used by ``dedup_quality.py``).
 
 Stories are real text: the bodies trafilatura extracts from the trafilatura-eval pages (read by
-path from ``/work/shared/corpora``) and the five scraped seed articles. Each story's original is
-followed, later in the stream and from other sources, by copies of known kinds:
+path from ``/work/shared/corpora``) and the five scraped seed articles. A story's original is
+posted as extracted or scraped; its *body* is what the service's own text cleaner keeps of it
+(``service.clean.text.clean_text``), so that every label means the same text the index sees:
+copies are made from the body, and a page the cleaner keeps too little of (a testimonial
+page, a link list) is no story. Each original is followed, later in the stream and from other
+sources, by copies of known kinds:
 
 ========== ========================================================================= ===========
 kind        what the copy is                                                         relation
@@ -10,7 +14,8 @@ kind        what the copy is                                                    
 exact       the same text under another id                                           exact
 boilerplate the same body inside another site's header, footer and inline chrome     near_dup
 edited      about 10% of the sentences edited (words replaced, dropped, inserted)    near_dup
-new_lede    a new headline and the first paragraph replaced by new text              near_dup
+new_lede    a new headline, and new text for the lede: the first paragraph, or its   near_dup
+            opening sentences (about LEDE_MAX_WORDS) when it is longer
 shuffled    the paragraphs in another order                                          near_dup
 typos       2% character error rate (substitutions, deletions, insertions, swaps)    near_dup
 combined    boilerplate + edited + 1% typos                                          near_dup
@@ -23,8 +28,11 @@ the corpus pages with the highest content-word overlap (always among the origina
 ``template_negative`` articles: short different bodies inside one shared, heavy site template.
 
 Everything is deterministic for a given seed, corpus and trafilatura version. New text (ledes,
-updates, template-negative bodies) comes from "donor" pages that are not stories of the set,
-each paragraph used once and in the story's language where the donors allow.
+updates, template-negative bodies) comes from "donor" pages that are not stories of the set:
+the paragraphs the cleaner keeps of them, each used once and always in the story's language
+(the service's stop-word detector names it). A story is picked only while its language has
+donor text enough for its new lede and the largest superset; pages in no language the
+detector knows (Chinese, or lists of names) are neither stories nor donors.
 """
 
 from __future__ import annotations
@@ -46,6 +54,10 @@ from urllib.parse import urlsplit
 
 import trafilatura
 
+from service.clean.features import detect_language
+from service.clean.text import clean_text
+from service.errors import RejectedContent
+
 CORPUS = Path("/work/shared/corpora/trafilatura-eval")
 SEEDS = Path("/work/shared/seeds")
 SEED = 20240917
@@ -54,6 +66,12 @@ MIN_BODY_WORDS = 250
 MAX_BODY_WORDS = 1500  # longer pages are left to the donors: they would dominate the set
 MIN_PARAGRAPHS = 4
 MIN_DONOR_PARAGRAPH_WORDS = 8
+# A news lede is a sentence or two: a first paragraph longer than this gives up only its
+# opening sentences to the new lede (a 200-word first paragraph is a third of some stories).
+LEDE_MAX_WORDS = 60
+# A utf-8 page with a few broken bytes (a cut multi-byte character) is still utf-8.
+MAX_REPLACED_SHARE = 0.001
+UNKNOWN_LANGUAGE = "other"
 
 NEAR_DUPLICATE_KINDS = (
     "exact",
@@ -92,18 +110,21 @@ TEMPLATE_NEGATIVE_WORDS = (60, 120)
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One corpus page after extraction."""
+    """One corpus page after extraction: trafilatura's text, and the body the service's
+    cleaner keeps of it (given ``title``, the title an original of the page is posted with)."""
 
     name: str
     title: str
     text: str
+    body: tuple[str, ...]
     url: str | None
     site: str
-    language: str
+    language: str  # of the body, by the service's stop-word lists; UNKNOWN_LANGUAGE if none
 
     @property
     def word_count(self) -> int:
-        return len(self.text.split())
+        """Words of the body."""
+        return sum(len(p.split()) for p in self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +133,8 @@ class Story:
 
     key: str  # "corpus:<page>" or "seed:<file stem>"
     title: str
-    paragraphs: tuple[str, ...]
+    raw: str  # what the original posts: the extracted or scraped text
+    paragraphs: tuple[str, ...]  # the body: what the cleaner keeps of raw; copies are made of it
     source: str
     url: str | None
     language: str
@@ -162,27 +184,20 @@ class SyndicationSet:
 
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?…।])\s+")
-_STOPWORDS = {
-    "en": frozenset(
-        ("the", "and", "of", "to", "is", "in", "that", "with", "for", "was", "are", "on")
-    ),
-    "de": frozenset(
-        ("der", "die", "und", "das", "ist", "nicht", "mit", "sich", "den", "auf", "ein", "eine")
-    ),
-    "fr": frozenset(
-        ("le", "la", "les", "et", "des", "est", "une", "dans", "pour", "que", "qui", "sur")
-    ),
-}
 
 
-def language_of(text: str) -> str:
-    """A crude guess, en/de/fr by stopword share, else "other": enough to match donor text."""
-    tokens = _WORD.findall(text.casefold())
-    if not tokens:
-        return "other"
-    hits = {lang: sum(t in words for t in tokens) for lang, words in _STOPWORDS.items()}
-    best = max(hits, key=lambda lang: hits[lang])
-    return best if hits[best] >= 0.04 * len(tokens) else "other"
+def language_of(paragraphs: Sequence[str]) -> str:
+    """The language the service's cleaner reads the text in (its stop-word lists: en, de, fr,
+    es, it, pl, pt, nl), or UNKNOWN_LANGUAGE: what donor text must match."""
+    return detect_language(paragraphs) or UNKNOWN_LANGUAGE
+
+
+def cleaned_body(text: str, title: str | None) -> tuple[str, ...]:
+    """The paragraphs the service's text cleaner keeps of ``text`` (none if it rejects it)."""
+    try:
+        return clean_text(text, title).paragraphs
+    except RejectedContent:
+        return ()
 
 
 def paragraph_key(text: str) -> str:
@@ -220,6 +235,11 @@ def _decode(raw: bytes) -> str:
             return raw.decode(declared.group(1).decode("ascii"))
         except (LookupError, UnicodeDecodeError):
             pass
+    # Two corpus pages declare utf-8 and hold one cut character: read as cp1252 they would
+    # become mojibake ("atakÃ³w"), which no stop-word list reads and the cleaner strips.
+    text = raw.decode("utf-8", errors="replace")
+    if text.count("\ufffd") <= MAX_REPLACED_SHARE * len(text):
+        return text
     return raw.decode("cp1252", errors="replace")
 
 
@@ -246,13 +266,15 @@ def _extract_page(task: tuple[Path, str | None]) -> Page | None:
         return None
     host = urlsplit(url).hostname if url else None
     site = str(meta.get("hostname") or host or "unknown")
-    title = " ".join(str(meta.get("title") or "").split())
-    return Page(path.name.removesuffix(".html.gz"), title, text, url, site, language_of(text))
+    title = " ".join(str(meta.get("title") or "").split()) or " ".join(text.split()[:10])
+    body = cleaned_body(text, title)
+    name = path.name.removesuffix(".html.gz")
+    return Page(name, title, text, body, url, site, language_of(body))
 
 
 def extract_pages(corpus: Path = CORPUS, workers: int = 1, limit: int | None = None) -> list[Page]:
-    """trafilatura's body of every corpus page that has one (of the first ``limit`` pages by
-    file name, when given), sorted by file name."""
+    """trafilatura's text and the cleaned body of every corpus page that has one (of the first
+    ``limit`` pages by file name, when given), sorted by file name."""
     paths = sorted((corpus / "html").glob("*.html.gz"))[:limit]
     if not paths:
         raise SystemExit(f"no pages in {corpus / 'html'}: see /work/shared/corpora/README.md")
@@ -266,23 +288,29 @@ def extract_pages(corpus: Path = CORPUS, workers: int = 1, limit: int | None = N
             pages = pool.map(_extract_page, tasks, chunksize=4)
     else:
         pages = [_extract_page(t) for t in tasks]
-    return [p for p in pages if p is not None]
+    return [p for p in pages if p is not None and p.body]
 
 
 def load_seeds(seeds_dir: Path = SEEDS) -> list[Story]:
-    """The five seed articles as scraped (their own boilerplate included); line 1 is the title."""
+    """The five seed articles: the original as scraped (their own boilerplate included; line 1
+    is the title), the body what the cleaner keeps of it."""
     stories = []
     for i, path in enumerate(sorted(seeds_dir.glob("*.txt"))):
-        lines = [" ".join(line.split()) for line in path.read_text("utf-8").splitlines()]
-        lines = [line for line in lines if line]
+        raw = path.read_text("utf-8")
+        lines = [" ".join(line.split()) for line in raw.splitlines()]
+        title = next(line for line in lines if line)
+        body = cleaned_body(raw, title)
+        if len(body) < MIN_PARAGRAPHS:
+            raise SystemExit(f"{path}: the cleaner keeps {len(body)} paragraphs of this seed")
         stories.append(
             Story(
                 key=f"seed:{path.stem}",
-                title=lines[0],
-                paragraphs=tuple(lines),
+                title=title,
+                raw=raw,
+                paragraphs=body,
                 source=f"seed-desk-{i + 1}",
                 url=f"https://seed-desk-{i + 1}.example/{path.stem}",
-                language="en",
+                language=language_of(body),
             )
         )
     if len(stories) != 5:
@@ -292,7 +320,10 @@ def load_seeds(seeds_dir: Path = SEEDS) -> list[Story]:
 
 def _content_words(pages: Sequence[Page]) -> dict[str, set[str]]:
     """Per page, its words of three letters or more that occur in at most 5% of the pages."""
-    words = {p.name: {w for w in _WORD.findall(p.text.casefold()) if len(w) >= 3} for p in pages}
+    words = {
+        p.name: {w for w in _WORD.findall(" ".join(p.body).casefold()) if len(w) >= 3}
+        for p in pages
+    }
     frequency = Counter(w for ws in words.values() for w in ws)
     common = {w for w, n in frequency.items() if n > 0.05 * len(pages)}
     return {name: ws - common for name, ws in words.items()}
@@ -313,8 +344,9 @@ def overlap_pairs(pages: Sequence[Page], count: int) -> list[tuple[str, str, flo
 def story_of(page: Page) -> Story:
     return Story(
         key=f"corpus:{page.name}",
-        title=page.title or " ".join(page.text.split()[:10]),
-        paragraphs=tuple(paragraphs_of(page.text)),
+        title=page.title,
+        raw=page.text,
+        paragraphs=tuple(paragraphs_of("\n".join(page.body))),
         source=page.site,
         url=page.url,
         language=page.language,
@@ -324,23 +356,54 @@ def story_of(page: Page) -> Story:
 # --- donors of new text -----------------------------------------------------------------------
 
 
+def donor_paragraphs(page: Page) -> list[str]:
+    """The paragraphs of a page's body long enough to hand out as new text."""
+    return [p for p in page.body if len(paragraph_key(p).split()) >= MIN_DONOR_PARAGRAPH_WORDS]
+
+
+def donor_words(page: Page) -> int:
+    return sum(len(p.split()) for p in donor_paragraphs(page))
+
+
+def new_text_words(story_words: int) -> int:
+    """The new text one story's variants take on average: its new lede and a superset of the
+    mean share, with room for the sentence a take overshoots by and the short rests it leaves
+    behind. A story whose draws exceed what is left of its language is dropped (build_set)."""
+    mean_share = sum(SUPERSET_NEW_SHARE) / 2
+    return round(1.1 * (mean_share * story_words + LEDE_MAX_WORDS)) + 50
+
+
+class DonorsExhausted(Exception):
+    """No donor text is left in the language asked for."""
+
+
 class Donors:
-    """Paragraphs of pages that are no story of the set, each handed out once."""
+    """Body paragraphs of pages that are no story of the set, each handed out once, and only
+    in the language asked for: new text in another language is no update a site would print,
+    and the cleaner rightly reads a foreign block as boilerplate."""
 
     def __init__(self, pages: Iterable[Page], taken: set[str]) -> None:
         self._queues: dict[str, deque[str]] = {}
         seen = set(taken)
         for page in pages:
-            for paragraph in paragraphs_of(page.text):
+            if page.language == UNKNOWN_LANGUAGE:
+                continue
+            for paragraph in donor_paragraphs(page):
                 key = paragraph_key(paragraph)
-                if len(key.split()) < MIN_DONOR_PARAGRAPH_WORDS or key in seen:
+                if key in seen:
                     continue
                 seen.add(key)
                 self._queues.setdefault(page.language, deque()).append(paragraph)
-        self.fallbacks = 0  # takes served from another language than asked for
 
     def words_left(self) -> int:
         return sum(len(p.split()) for q in self._queues.values() for p in q)
+
+    def checkpoint(self) -> dict[str, deque[str]]:
+        """The queues as they are, for :meth:`restore` when a story cannot be completed."""
+        return {language: deque(queue) for language, queue in self._queues.items()}
+
+    def restore(self, state: dict[str, deque[str]]) -> None:
+        self._queues = {language: deque(queue) for language, queue in state.items()}
 
     def take(self, language: str, words: int) -> list[str]:
         """Whole paragraphs adding up to about ``words``; a long last one is cut at a sentence
@@ -350,10 +413,7 @@ class Donors:
         while count < words:
             queue = self._queues.get(language)
             if not queue:
-                queue = max(self._queues.values(), key=len, default=None)
-                if not queue:
-                    raise SystemExit("the donor pages ran out of text: generate fewer stories")
-                self.fallbacks += 1
+                raise DonorsExhausted(language)
             paragraph = queue.popleft()
             parts = sentences(paragraph)
             head: list[str] = []
@@ -623,6 +683,21 @@ def _span(paragraphs: Sequence[str], start_share: float, share: float) -> list[s
     return [" ".join(parts) for _, parts in sorted(picked.items())]
 
 
+def split_lede(paragraph: str) -> tuple[int, str]:
+    """The words of a first paragraph's lede, and the rest of the paragraph: the whole
+    paragraph up to LEDE_MAX_WORDS, else its opening sentences within that (at least one; a
+    longer first sentence gives up its first LEDE_MAX_WORDS words)."""
+    parts = sentences(paragraph)
+    count, taken = 0, 0
+    while taken < len(parts) and (not taken or count + len(parts[taken].split()) <= LEDE_MAX_WORDS):
+        count += len(parts[taken].split())
+        taken += 1
+    if count > LEDE_MAX_WORDS:
+        words = paragraph.split()
+        return LEDE_MAX_WORDS, " ".join(words[LEDE_MAX_WORDS:])
+    return count, " ".join(parts[taken:])
+
+
 @dataclass(slots=True)
 class _Maker:
     """Builds the variants of one story, with a random source seeded by the set's seed and the
@@ -675,9 +750,10 @@ class _Maker:
         out.append(self.item("boilerplate", title, wrap(site, title, body, rng), site=site))
         out.append(self.item("edited", title, with_edits(body, EDITED_SENTENCE_SHARE, rng)))
 
-        lede = self.donors.take(story.language, max(25, len(body[0].split())))
+        replaced, rest = split_lede(body[0])
+        lede = self.donors.take(story.language, max(25, replaced))
         headline = " ".join(" ".join(lede).split()[:9]).rstrip(".,;:")
-        out.append(self.item("new_lede", headline, [*lede, *body[1:]]))
+        out.append(self.item("new_lede", headline, [*lede, *([rest] if rest else []), *body[1:]]))
         out.append(self.item("shuffled", title, shuffled(body, rng)))
         out.append(self.item("typos", title, with_typos("\n\n".join(body), TYPO_RATE, rng)))
 
@@ -727,7 +803,7 @@ def original_item(story: Story, cluster: str) -> Labelled:
         "id": cluster,
         "source": story.source,
         "title": story.title,
-        "text": "\n\n".join(story.paragraphs),
+        "text": story.raw,
     }
     if story.url:
         article["url"] = story.url
@@ -747,19 +823,57 @@ def build_set(
     content-word-overlap pairs among them), each original followed by its variants, stories
     interleaved, and ``template_negatives`` single articles among them."""
     rng = random.Random(seed)
-    eligible = [p for p in pages if MIN_BODY_WORDS <= p.word_count <= MAX_BODY_WORDS]
+    eligible = [
+        p
+        for p in pages
+        if MIN_BODY_WORDS <= p.word_count <= MAX_BODY_WORDS and p.language != UNKNOWN_LANGUAGE
+    ]
     if len(eligible) < stories:
         raise SystemExit(
-            f"only {len(eligible)} corpus pages have {MIN_BODY_WORDS}-{MAX_BODY_WORDS} words; "
-            f"asked for {stories} stories"
+            f"only {len(eligible)} corpus pages have a body of {MIN_BODY_WORDS}-{MAX_BODY_WORDS} "
+            f"words in a known language; asked for {stories} stories"
         )
     by_name = {p.name: p for p in eligible}
+
+    # Donor text per language, and what the seeds and the template negatives will take of it.
+    supply = Counter[str]()
+    for page in pages:
+        supply[page.language] += donor_words(page)
+    demand = Counter[str]()
+    for story in seeds:
+        demand[story.language] += new_text_words(story.word_count)
+    for n in range(template_negatives):
+        demand[TEMPLATE_SITES[n % len(TEMPLATE_SITES)].language] += TEMPLATE_NEGATIVE_WORDS[1] + 50
+    chosen: list[str] = []
+    skipped: Counter[str] = Counter()
+
+    def pick(name: str) -> bool:
+        page = by_name[name]
+        need = new_text_words(page.word_count)
+        if supply[page.language] - donor_words(page) < demand[page.language] + need:
+            skipped[page.language] += 1
+            return False
+        supply[page.language] -= donor_words(page)
+        demand[page.language] += need
+        chosen.append(name)
+        return True
+
     pairs = overlap_pairs(eligible, overlap_pair_count)
-    chosen = list(dict.fromkeys(name for a, b, _ in pairs for name in (a, b)))[:stories]
+    for name in dict.fromkeys(name for a, b, _ in pairs for name in (a, b)):
+        if len(chosen) < stories:
+            pick(name)
     pairs = [(a, b, j) for a, b, j in pairs if a in chosen and b in chosen]
     rest = sorted(set(by_name) - set(chosen))
     rng.shuffle(rest)
-    chosen += rest[: stories - len(chosen)]
+    for name in rest:
+        if len(chosen) == stories:
+            break
+        pick(name)
+    if len(chosen) < stories:
+        raise SystemExit(
+            f"only {len(chosen)} stories fit the donor text of their languages; asked for "
+            f"{stories} (skipped for want of donor text: {dict(skipped)})"
+        )
 
     picked = [story_of(by_name[name]) for name in sorted(chosen)]
     all_stories = [*seeds, *picked]
@@ -773,23 +887,45 @@ def build_set(
 
     taken = {paragraph_key(p) for s in all_stories for p in s.paragraphs}
     donor_pages = [p for p in pages if p.name not in set(chosen)]
+    unknown = sum(1 for p in pages if p.language == UNKNOWN_LANGUAGE)
     rng.shuffle(donor_pages)
     donors = Donors(donor_pages, taken)
-    donor_words = donors.words_left()
+    words_offered = donors.words_left()
+
+    # The template negatives' bodies first: their share was reserved when stories were picked.
+    negative_bodies: list[list[str]] = []
+    for n in range(template_negatives):
+        site = TEMPLATE_SITES[n % len(TEMPLATE_SITES)]
+        neg_rng = random.Random(f"{seed}:negative:{n}:body")
+        negative_bodies.append(
+            donors.take(site.language, neg_rng.randint(*TEMPLATE_NEGATIVE_WORDS))
+        )
 
     clusters = {s.key: f"dq-{i:03d}" for i, s in enumerate(all_stories)}
     groups: list[list[Labelled]] = []
+    kept: list[Story] = []
+    dropped: Counter[str] = Counter()
     for story in all_stories:
         cluster = clusters[story.key]
         story_rng = random.Random(f"{seed}:{story.key}")
-        variants = _Maker(story, cluster, donors, story_rng).variants()
+        state = donors.checkpoint()
+        try:
+            variants = _Maker(story, cluster, donors, story_rng).variants()
+        except DonorsExhausted:
+            if story.key.startswith("seed:"):
+                raise SystemExit(f"no {story.language} donor text left for {story.key}") from None
+            donors.restore(state)
+            dropped[story.language] += 1
+            continue
         story_rng.shuffle(variants)
         groups.append([original_item(story, cluster), *variants])
+        kept.append(story)
+    kept_keys = {s.key for s in kept}
+    pairs = [(a, b, j) for a, b, j in pairs if {f"corpus:{a}", f"corpus:{b}"} <= kept_keys]
 
-    for n in range(template_negatives):
+    for n, body in enumerate(negative_bodies):
         site = TEMPLATE_SITES[n % len(TEMPLATE_SITES)]
         neg_rng = random.Random(f"{seed}:negative:{n}")
-        body = donors.take(site.language, neg_rng.randint(*TEMPLATE_NEGATIVE_WORDS))
         title = " ".join(" ".join(body).split()[:8]).rstrip(".,;:")
         cluster = f"dq-neg-{n:02d}"
         article = {
@@ -802,12 +938,15 @@ def build_set(
         groups.append([Labelled(article, cluster, TEMPLATE_NEGATIVE)])
 
     notes = [
-        f"donor text: {donor_words} words from {len(donor_pages)} pages; "
-        f"{donor_words - donors.words_left()} used, {donors.fallbacks} takes in another language"
+        f"donor text: {words_offered} words from {len(donor_pages)} pages, always in the "
+        f"story's language; {words_offered - donors.words_left()} used",
+        f"bodies: what the service's cleaner keeps; {unknown} pages in no language it knows "
+        f"left out; stories skipped for want of donor text in their language: "
+        + (", ".join(f"{lang} {n}" for lang, n in (skipped + dropped).most_common()) or "none"),
     ]
     return SyndicationSet(
         items=interleave(groups, rng),
-        stories=all_stories,
+        stories=kept,
         seed_clusters=[clusters[s.key] for s in seeds],
         overlap_pairs=[(clusters[f"corpus:{a}"], clusters[f"corpus:{b}"], j) for a, b, j in pairs],
         notes=notes,

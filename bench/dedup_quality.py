@@ -5,8 +5,9 @@ trafilatura-eval pages and the five seeds; per story an exact copy, a copy in an
 boilerplate, ~10% edited sentences, a new headline and lede, shuffled paragraphs, 2% typos, a
 combination, two excerpts and a superset; plus hard negatives) is posted in stream order to
 ``POST /v1/articles/batch`` of a real ``news-ingest serve`` (fresh key prefix, free port, keys
-deleted at the end). An article's predicted cluster is its ``duplicate_of`` when set, else its
-own id; its true cluster is its story's original.
+deleted at the end; a batch answered 503 because the shared Redis was slow is posted again, and
+replays what it had decided). An article's predicted cluster is its ``duplicate_of`` when set,
+else its own id; its true cluster is its story's original.
 
 Scores, for the service and for datasketch's ``MinHashLSH`` (in memory, ``num_perm`` 128,
 threshold 0.8 and 0.5) on the raw uncleaned text with lowercased word 5-shingles, each article
@@ -23,13 +24,23 @@ queried then inserted in the same order and put in the cluster of its earliest m
   content-word overlap, and from the template negatives (different bodies, one site template);
 * the issue's bars, each printed PASS or FAIL. The exit status is 0 either way.
 
+``--sweep`` measures the tunables instead: the same set through the service once per setting
+of ``SWEEP`` (threshold, shingle size, num_perm and containment threshold around the defaults,
+and the old word 5-shingles at 0.8; one start each under a fresh prefix, every tunable passed as
+a flag), one table row per setting: near-duplicate pairwise P/R, excerpt and superset relation
+recall, seeds linked, other false links, copies published again, the LSH bands x rows
+(``service.fingerprint.lsh_params``) and decisions per second in the batch requests.
+
 Usage::
 
     python bench/dedup_quality.py [--quick] [--stories N] [--redis-url URL] [--show N]
+    python bench/dedup_quality.py --sweep [--quick]
 
 Against ``--redis-url`` (default ``$REDIS_URL`` or redis://127.0.0.1:6379) when it answers,
 otherwise the service's embedded server in a temporary directory. About two minutes on a busy
 2-core machine, most of it extracting the corpus pages; ``--quick`` (40 stories) about one.
+``--sweep`` starts the service ten times: about eight minutes on the full set, three with
+``--quick``.
 """
 
 from __future__ import annotations
@@ -59,11 +70,19 @@ import _syndication as syn
 import redis
 from datasketch import MinHash, MinHashLSH
 
+from service.fingerprint import lsh_params
+from service.settings import Settings
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 600.0
+# The Redis here is shared with other work and can take seconds to answer: the service's
+# socket timeout is raised from its 2 s default (it changes no decision, only when it gives
+# up), and a batch answered 503 all the same is posted again, up to this many times.
+REDIS_TIMEOUT_S = 10.0
+MAX_ATTEMPTS = 6
 
 # Quick runs extract only this many pages (sorted by name): stories and donors for 40 stories.
 QUICK_PAGES = 120
@@ -96,6 +115,8 @@ class Config:
     show: int
     corpus: Path
     seeds: Path
+    sweep: bool
+    quick: bool
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
@@ -119,6 +140,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument(
         "--show", type=int, default=0, help="print up to N wrong service decisions per kind"
     )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead of the report: the same set through the service under each setting of "
+        "SWEEP (one start each), a table of the scores per setting",
+    )
     parser.add_argument("--corpus", type=Path, default=syn.CORPUS, help="trafilatura-eval dir")
     parser.add_argument("--seeds", type=Path, default=syn.SEEDS, help="the five seed articles")
     args = parser.parse_args(argv)
@@ -140,6 +167,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         show=max(0, args.show),
         corpus=args.corpus,
         seeds=args.seeds,
+        sweep=args.sweep,
+        quick=args.quick,
     )
 
 
@@ -292,15 +321,24 @@ class Service:
             conn.close()
 
 
-def start_service(redis_url: str | None, workers: int, scratch: Path) -> Service:
-    """``python -m service serve`` on a free port under a fresh prefix, with the defaults: the
-    caller's NEWS_INGEST_* variables (API keys, another Redis) are not passed on."""
+def start_service(
+    redis_url: str | None,
+    workers: int,
+    scratch: Path,
+    *,
+    redis_timeout_s: float,
+    flags: Sequence[str] = (),
+) -> Service:
+    """``python -m service serve`` on a free port under a fresh prefix, with the defaults but
+    for ``flags``: the caller's NEWS_INGEST_* variables (API keys, another Redis) are not
+    passed on."""
     port = free_port()
     prefix = f"dq-bench-{secrets.token_hex(4)}"
     data_dir, log_path = scratch / "data", scratch / "service.log"
     command = [
         sys.executable, "-m", "service", "serve", "--port", str(port), "--key-prefix", prefix,
         "--workers", str(workers), "--log-level", "WARNING", "--data-dir", str(data_dir),
+        "--redis-timeout-s", str(redis_timeout_s), *flags,
     ]  # fmt: skip
     if redis_url is not None:
         command += ["--redis-url", redis_url]
@@ -367,15 +405,35 @@ def ndjson(articles: Iterable[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(a, ensure_ascii=True).encode() + b"\n" for a in articles)
 
 
-def post_all(service: Service, items: Sequence[syn.Labelled], batch_size: int) -> dict[str, Any]:
-    """Post the set in order, one batch at a time; answers each article's result by id (a
-    Decision, or ``{"error": {...}}``)."""
-    results: dict[str, Any] = {}
+@dataclass(slots=True)
+class Posted:
+    """The service's answers by id (a Decision, or ``{"error": {...}}``), and what it took."""
+
+    results: dict[str, Any]
+    seconds: float  # in requests that were answered 200, retried ones left out
+    retries: int  # batches answered 503 (a busy shared Redis) and posted again
+
+
+def post_all(service: Service, items: Sequence[syn.Labelled], batch_size: int) -> Posted:
+    """Post the set in order, one batch at a time.
+
+    A batch answered 503 (Redis did not answer within the service's timeout) is posted again
+    after a pause: the articles it had decided replay their decision (same id and request),
+    the others are decided now. Any other failure is every article's error.
+    """
+    posted = Posted({}, 0.0, 0)
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        status, payload = service.request(
-            "POST", "/v1/articles/batch", ndjson(i.article for i in chunk)
-        )
+        body = ndjson(i.article for i in chunk)
+        for attempt in range(MAX_ATTEMPTS):
+            started = time.perf_counter()
+            status, payload = service.request("POST", "/v1/articles/batch", body)
+            if status != 503 or attempt == MAX_ATTEMPTS - 1:
+                break
+            posted.retries += 1
+            time.sleep(min(2.0**attempt, 15.0))
+        if status == 200:
+            posted.seconds += time.perf_counter() - started
         answers: Any = None
         with contextlib.suppress(ValueError):
             answers = json.loads(payload).get("results")
@@ -383,8 +441,8 @@ def post_all(service: Service, items: Sequence[syn.Labelled], batch_size: int) -
             failure = {"error": {"code": f"http_{status}", "message": payload[:200].decode()}}
             answers = [failure] * len(chunk)
         for item, answer in zip(chunk, answers, strict=True):
-            results[item.id] = answer
-    return results
+            posted.results[item.id] = answer
+    return posted
 
 
 def service_clusters(items: Sequence[syn.Labelled], results: Mapping[str, Any]) -> dict[str, str]:
@@ -402,6 +460,7 @@ class Run:
     results: dict[str, Any] = field(default_factory=dict)  # the service's answers by id
     raw_similarity: dict[str, float] = field(default_factory=dict)  # id -> Jaccard to original
     timings: dict[str, float] = field(default_factory=dict)
+    retries: int = 0  # batches posted again after a 503
 
 
 def step(message: str) -> None:
@@ -433,21 +492,30 @@ def run_baselines(run: Run) -> None:
             run.raw_similarity[item.id] = len(mine & original) / len(mine | original)
 
 
-def run_service(config: Config, run: Run) -> None:
+def choose_redis(config: Config) -> str | None:
+    """The Redis to run against, or None for the service's embedded server."""
     if redis_answers(config.redis_url):
-        redis_url: str | None = config.redis_url
-        step(f"Redis {config.redis_url} (keys under a fresh prefix, deleted at the end)")
-    else:
-        redis_url = None
-        step(f"{config.redis_url} does not answer: the embedded server, in a temporary directory")
+        step(f"Redis {config.redis_url} (keys under a fresh prefix each start, deleted after it)")
+        return config.redis_url
+    step(f"{config.redis_url} does not answer: the embedded server, in a temporary directory")
+    return None
+
+
+def decide_all(
+    config: Config,
+    redis_url: str | None,
+    items: Sequence[syn.Labelled],
+    flags: Sequence[str] = (),
+) -> Posted:
+    """One service start (with ``flags``) under a fresh prefix: post ``items``, stop, clean."""
     with tempfile.TemporaryDirectory(prefix="news-ingest-dedup-") as scratch:
-        service = start_service(redis_url, config.workers, Path(scratch))
+        service = start_service(
+            redis_url, config.workers, Path(scratch), redis_timeout_s=REDIS_TIMEOUT_S, flags=flags
+        )
         try:
             ready_s = wait_ready(service)
             step(f"service ready after {ready_s:.1f} s on port {service.port}, {service.prefix}")
-            started = time.perf_counter()
-            run.results = post_all(service, run.dataset.items, config.batch_size)
-            run.timings["service"] = time.perf_counter() - started
+            return post_all(service, items, config.batch_size)
         finally:
             # Stopped first, so that nothing writes under the prefix while it is deleted. The
             # embedded server stops with the service and its data leaves with the scratch dir.
@@ -460,6 +528,13 @@ def run_service(config: Config, run: Run) -> None:
                     step(f"deleted {count} keys under {service.prefix}:*")
                 except redis.RedisError as exc:
                     print(f"warning: could not delete the keys under {service.prefix}:*: {exc}")
+
+
+def run_service(config: Config, run: Run) -> None:
+    posted = decide_all(config, choose_redis(config), run.dataset.items)
+    run.results = posted.results
+    run.timings["service"] = posted.seconds
+    run.retries = posted.retries
     run.predicted[SERVICE] = service_clusters(run.dataset.items, run.results)
 
 
@@ -608,8 +683,7 @@ class Negatives:
     template_linked: int  # template negatives in a predicted cluster of two or more
 
 
-def negatives(run: Run, predicted: Mapping[str, str]) -> Negatives:
-    dataset = run.dataset
+def negatives(dataset: syn.SyndicationSet, predicted: Mapping[str, str]) -> Negatives:
     members: dict[str, list[str]] = defaultdict(list)
     for item in dataset.items:
         members[item.cluster].append(item.id)
@@ -630,7 +704,7 @@ def negatives(run: Run, predicted: Mapping[str, str]) -> Negatives:
 
 def print_negatives(run: Run) -> dict[str, Negatives]:
     dataset = run.dataset
-    found = {system: negatives(run, run.predicted[system]) for system in SYSTEMS}
+    found = {system: negatives(dataset, run.predicted[system]) for system in SYSTEMS}
     template = sum(1 for i in dataset.items if i.kind == syn.TEMPLATE_NEGATIVE)
     pairs = len(dataset.overlap_pairs)
     rows = (
@@ -686,6 +760,179 @@ def print_bars(run: Run, shares: Mapping[str, float], found: Mapping[str, Negati
         print(f"  {'PASS' if ok else 'FAIL'}  {label:<48} {value}")
 
 
+# --- the sweep --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """The dedup tunables of one service start, passed as flags of ``news-ingest serve``."""
+
+    unit: str = "chars"
+    size: int = 7
+    threshold: float = 0.5
+    num_perm: int = 128
+    containment: float = 0.8
+
+    def flags(self) -> list[str]:
+        # Every tunable explicitly, so a row means the same whatever the defaults become.
+        return [
+            "--shingle-unit", self.unit, "--shingle-size", str(self.size),
+            "--dedup-threshold", str(self.threshold), "--num-perm", str(self.num_perm),
+            "--containment-threshold", str(self.containment),
+        ]  # fmt: skip
+
+    def label(self) -> str:
+        return (
+            f"{self.unit} {self.size}, J {self.threshold}, {self.num_perm} perm, "
+            f"C {self.containment}"
+        )
+
+
+def service_defaults() -> Setting:
+    """The service's own defaults, from its settings class."""
+    fields = Settings.model_fields
+    return Setting(
+        unit=str(fields["shingle_unit"].default),
+        size=int(fields["shingle_size"].default),
+        threshold=float(fields["dedup_threshold"].default),
+        num_perm=int(fields["num_perm"].default),
+        containment=float(fields["containment_threshold"].default),
+    )
+
+
+# Each group varies one tunable around chars 7 / 0.5 / 128 / 0.8 (the defaults when this was
+# written); the old default, word 5-shingles at 0.8, has a row of its own.
+SWEEP: tuple[tuple[str, tuple[Setting, ...]], ...] = (
+    ("dedup_threshold", tuple(Setting(threshold=t) for t in (0.4, 0.5, 0.6))),
+    ("shingle_size", tuple(Setting(size=n) for n in (5, 7, 9))),
+    ("num_perm", tuple(Setting(num_perm=n) for n in (64, 128, 256))),
+    ("old default", (Setting(unit="words", size=5, threshold=0.8),)),
+    ("containment_threshold", tuple(Setting(containment=c) for c in (0.7, 0.8, 0.9))),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRow:
+    near: PairScore  # pairwise, originals with the near-duplicate kinds
+    excerpt: float  # share of excerpts decided excerpt, in the right cluster
+    superset: float  # likewise for supersets
+    seeds_linked: int  # article pairs linked across the five seed stories
+    other_links: int  # false links among the other hard negatives
+    published: int  # near-duplicate copies published (unique, or updated as a superset)
+    errors: int
+    per_s: float  # decisions per second in the batch requests
+    retries: int
+
+
+def sweep_row(dataset: syn.SyndicationSet, posted: Posted) -> SweepRow:
+    items, results = dataset.items, posted.results
+    predicted = service_clusters(items, results)
+    near = score_subset(items, predicted, (syn.ORIGINAL, *syn.NEAR_DUPLICATE_KINDS))
+
+    def share(kind: str) -> float:
+        chosen = [i for i in items if i.kind == kind]
+        right = sum(relation_correct(i, results[i.id], predicted[i.id]) for i in chosen)
+        return right / len(chosen) if chosen else 0.0
+
+    found = negatives(dataset, predicted)
+    published = sum(
+        1
+        for i in items
+        if i.kind in syn.NEAR_DUPLICATE_KINDS and results[i.id].get("status") in PUBLISHED
+    )
+    return SweepRow(
+        near=near,
+        excerpt=share("excerpt"),
+        superset=share("superset"),
+        seeds_linked=found.seed_clusters,
+        other_links=found.overlap_links + found.template_linked,
+        published=published,
+        errors=sum(1 for r in results.values() if "error" in r),
+        per_s=len(items) / posted.seconds if posted.seconds else 0.0,
+        retries=posted.retries,
+    )
+
+
+PUBLISHED = ("unique", "updated")
+
+
+def failed_bars(row: SweepRow) -> str:
+    """The issue's bars this row misses, by letter: P, R, E(xcerpt), S(uperset), seeds."""
+    missed = [
+        name
+        for name, ok in (
+            ("P", row.near.precision >= NEAR_DUP_MIN_PRECISION),
+            ("R", row.near.recall >= NEAR_DUP_MIN_RECALL),
+            ("E", row.excerpt >= CONTAINMENT_MIN_RECALL),
+            ("S", row.superset >= CONTAINMENT_MIN_RECALL),
+            ("seeds", row.seeds_linked == 0),
+        )
+        if not ok
+    ]
+    return "all met" if not missed else "miss " + ",".join(missed)
+
+
+def run_sweep(config: Config, dataset: syn.SyndicationSet) -> None:
+    defaults = service_defaults()
+    # The defaults first: the row the others are read against, measured on a fresh machine state.
+    settings = list(dict.fromkeys([defaults, *(s for _, group in SWEEP for s in group)]))
+    redis_url = choose_redis(config)
+    rows: dict[Setting, SweepRow] = {}
+    for n, setting in enumerate(settings, start=1):
+        step(f"setting {n}/{len(settings)}: {setting.label()}")
+        posted = decide_all(config, redis_url, dataset.items, setting.flags())
+        rows[setting] = sweep_row(dataset, posted)
+        step(f"decided in {posted.seconds:.1f} s, {posted.retries} batches posted again")
+
+    near_n = sum(1 for i in dataset.items if i.kind in syn.NEAR_DUPLICATE_KINDS)
+    negative_n = sum(1 for i in dataset.items if i.kind == syn.TEMPLATE_NEGATIVE)
+    which = "the --quick set" if config.quick else "the full set"
+    legend = (
+        ("P, R", f"pairwise precision, recall: the originals and their {near_n} near-dup copies"),
+        ("excerpt", "share of the excerpts decided excerpt, in the right cluster"),
+        ("superset", "share of the supersets decided superset, in the right cluster"),
+        ("seeds", "any link between articles of the five seed stories"),
+        (
+            "other",
+            f"false links among the other hard negatives ({len(dataset.overlap_pairs)} "
+            f"high-overlap story pairs, {negative_n} template negatives)",
+        ),
+        ("published", "near-dup copies published again: unique, or updated as a superset"),
+        ("dec/s", "articles per second in the batch requests (busy shared machine: indicative)"),
+        ("bars", "the issue's bars the setting misses: P, R, E(xcerpt), S(uperset), seeds"),
+        ("*", "the service's defaults"),
+    )
+    print()
+    print(
+        f"Sweep: the same {len(dataset.items)} articles ({which}) through one service start "
+        "per setting, each under a fresh key prefix"
+    )
+    for name, meaning in legend:
+        print(f"  {name:<10} {meaning}")
+    head = (
+        f"  {'setting':<34}{'bands x rows':>13}{'P':>7}{'R':>7}{'excerpt':>9}{'superset':>9}"
+        f"{'seeds':>7}{'other':>7}{'published':>10}{'dec/s':>7}  bars"
+    )
+    print(head)
+    for name, group in SWEEP:
+        print(f"  {name}")
+        for setting in group:
+            row = rows[setting]
+            bands, rows_per_band = lsh_params(setting.threshold, setting.num_perm)
+            mark = "*" if setting == defaults else " "
+            notes = failed_bars(row)
+            if row.errors:
+                notes += f"; {row.errors} errors"
+            if row.retries:
+                notes += f"; {row.retries} retried"
+            print(
+                f"  {mark} {setting.label():<32}{f'{bands} x {rows_per_band}':>13}"
+                f"{row.near.precision:7.3f}{row.near.recall:7.3f}{row.excerpt:9.3f}"
+                f"{row.superset:9.3f}{'yes' if row.seeds_linked else 'no':>7}{row.other_links:>7}"
+                f"{row.published:>10}{row.per_s:7.0f}  {notes}"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     started = time.perf_counter()
@@ -698,8 +945,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     step("generating the syndication set")
     dataset = build(config)
-    run = Run(dataset)
     print_set(dataset)
+    if config.sweep:
+        run_sweep(config, dataset)
+        print()
+        print(f"total {time.perf_counter() - started:.1f} s")
+        return 0
+    run = Run(dataset)
     step("baselines: datasketch MinHashLSH on the raw text")
     run_baselines(run)
     step(f"baselines took {run.timings['baselines']:.1f} s")
@@ -709,8 +961,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     step(
         f"service decided {len(run.results)} articles in {run.timings['service']:.1f} s "
-        f"(batches of {config.batch_size}); errors: "
-        + (", ".join(f"{k} {n}" for k, n in errors.items()) or "none")
+        f"(batches of {config.batch_size}; {run.retries} batches posted again after a 503); "
+        "errors: " + (", ".join(f"{k} {n}" for k, n in errors.items()) or "none")
     )
     print_scores(run)
     shares = print_relations(run, config.show)

@@ -6,8 +6,13 @@ a. HTML: the 300 trafilatura-eval pages through ``extract_html`` (trafilatura + 
 b. raw text: the visible text of the same pages (one line per block element, see
    ``visible_lines``) through ``clean_text`` against no cleaning at all;
 c. the five seeds, line by line, against the hand labels in ``bench/quality_labels/seeds.json``;
-d. one synthetic source whose header and footer repeat across 10 articles, in publication order,
-   through ``clean_for_source`` (today ``clean_text``; the per-source learned layer plugs in there).
+d. synthetic sources through the real service, all three layers and Redis included: a
+   ``news-ingest serve`` started (see ``bench/_service.py``) under a throw-away key prefix on
+   ``--redis-url`` when it answers, else on its embedded server, takes each article on
+   POST /v1/articles in publication order (a dry run first, for the ``removed`` audit) and the
+   stored article is read back from GET /v1/articles/{id}. d1 is the issue's set: one header and
+   footer repeated across 10 articles of a source, other boilerplate mixed in; d2 a source whose
+   template changes after its 5th article; d3 syndicated copies, which must not teach anything.
 
 Scoring. a and b use the corpus's snippet checks: a ``with`` snippet found in the body is a true
 positive, missing a false negative; a ``without`` snippet found is a false positive, missing a true
@@ -21,12 +26,13 @@ entry taken for a headline is still boilerplate), and the title is also checked 
 
 Usage::
 
-    python bench/quality.py [--quick] [--workers N] [--show N] [--corpus DIR]
+    python bench/quality.py [--quick] [--workers N] [--show N] [--corpus DIR] [--redis-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import gzip
 import json
@@ -40,14 +46,16 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+import aiohttp
 import trafilatura
+from _service import DEFAULT_REDIS_URL, Service, redis_answers, serving, wait_ready
 from lxml import etree
 from lxml import html as lxml_html
 
@@ -149,6 +157,7 @@ SERVICE_OPTIONS: dict[str, Any] = {
     "include_tables": True,
     "favor_precision": False,
     "favor_recall": True,
+    "fast": True,
     "deduplicate": False,
 }
 
@@ -522,25 +531,105 @@ def load_seed_labels(path: Path = LABELS) -> dict[str, list[tuple[str, str]]]:
     return seeds
 
 
-# --- d: one synthetic source, articles in publication order ---------------------------------
+# --- d: synthetic sources, article by article through the running service -------------------
 
+SERVICE_WORKERS = 1  # the articles go one at a time; one worker is all set d needs
+HTTP_TIMEOUT_S = 60.0
 SOURCE = "example-herald.test"
 SOURCE_SEED = 20240305
 SOURCE_ARTICLES = 10
-# Site chrome, the same on every page of the source. Some lines a rule names ("Sign in",
-# "Share this article"); the rest only recurrence across the source's articles can tell.
-HEADER = (
-    "Example Herald — Your Daily Local News",
-    "Home | News | Local | Sport | Business | Opinion | Weather",
-    "Sign in",
-    "Subscribe to our newsletter",
+CHANGING_SOURCE = "valley-gazette.test"
+TEMPLATE_CHANGE_AFTER = 5  # the gazette's new template starts with its 6th article
+COPIED_SOURCE = "state-wire.test"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A site's chrome: lines above and below the story, and a footer sentence that scraped
+    text often runs into the last paragraph (the learned layer strips it as an edge sentence)."""
+
+    header: tuple[str, ...]
+    glued: str
+    footer: tuple[str, ...]
+
+    @property
+    def segments(self) -> tuple[tuple[str, str], ...]:
+        """(part, text) of each segment, in page order."""
+        return (
+            *(("header", line) for line in self.header),
+            ("glued", self.glued),
+            *(("footer", line) for line in self.footer),
+        )
+
+
+# Some lines a rule names ("Sign in", the copyright line), some the line features catch (the
+# menu), and some read like body sentences: only recurrence across the source can tell those.
+HERALD = Template(
+    header=(
+        "Example Herald — Your Daily Local News",
+        "Home | News | Local | Sport | Business | Opinion | Weather",
+        "Sign in",
+        "Subscribe to our newsletter",
+        "The Example Herald is an independent, nonprofit newsroom covering Clark County and the "
+        "surrounding region since 1921.",
+        "You are reading a free story. Subscribers get unlimited access to every article, the "
+        "daily e-paper and our archive.",
+    ),
+    glued="This story was produced with support from the Clark County Community Foundation.",
+    footer=(
+        "Share this article",
+        "Our journalism depends on readers like you. If you value local reporting, please "
+        "consider becoming a member today.",
+        "Sign up for our newsletter to get the day's top stories every morning",
+        "Tips? Write to newsdesk at example dot com",
+        "Corrections: if you spot an error in this story, tell us and we will fix it as quickly "
+        "as we can.",
+        "About us | Contact | Privacy Policy | Terms of Use",
+        "© 2024 Example Media. All rights reserved.",
+    ),
 )
-FOOTER = (
-    "Share this article",
-    "Sign up for our newsletter to get the day's top stories every morning",
-    "Tips? Write to newsdesk at example dot com",
-    "About us | Contact | Privacy Policy | Terms of Use",
-    "© 2024 Example Media. All rights reserved.",
+# The gazette is bought and redesigned after its 5th article: a new header and glued line,
+# the same footer.
+_GAZETTE_FOOTER = (
+    "Thank you for reading the Gazette. Local journalism like this is only possible because of "
+    "our subscribers.",
+    "Have a news tip? Call the newsroom or send us a message through the form on our contact page.",
+    "Copyright 2024 Valley Gazette. All rights reserved.",
+)
+GAZETTE_OLD = Template(
+    header=(
+        "The Valley Gazette",
+        "News · Sports · Obituaries · Classifieds · Events · Contact",
+        "Serving the upper valley since 1887, the Gazette is published every morning except "
+        "Sunday.",
+    ),
+    glued="Gazette reporters can be reached at the city desk on weekdays.",
+    footer=_GAZETTE_FOOTER,
+)
+GAZETTE_NEW = Template(
+    header=(
+        "Valley Gazette | A Mountain Media newsroom",
+        "Latest · Local · Politics · Weather · Podcasts · e-Edition · Log in",
+        "The Valley Gazette is now part of Mountain Media, a group of forty local newsrooms "
+        "across the West.",
+    ),
+    glued="Mountain Media newsrooms follow the group's standards for sourcing and corrections.",
+    footer=_GAZETTE_FOOTER,
+)
+WIRE = Template(
+    header=(
+        "State Wire — News from every county, every hour",
+        "Top stories · Politics · Courts · Business · Weather",
+        "State Wire is a nonprofit news service whose stories any newspaper in the state may "
+        "republish for free.",
+    ),
+    glued="This article first appeared on State Wire and is republished under a Creative "
+    "Commons license.",
+    footer=(
+        "Support independent reporting from the state capitol with a tax-deductible gift to "
+        "State Wire today.",
+        "© State Wire 2024",
+    ),
 )
 HEADLINES = (
     "City Council Delays Vote on Sanctuary Policy",
@@ -554,6 +643,24 @@ HEADLINES = (
     "Lawmakers Push Bill to Punish Sanctuary Cities",
     "Mayors Boycott White House Meeting",
 )
+GAZETTE_HEADLINES = (
+    "Valley Towns Weigh the Cost of Federal Detainer Requests",
+    "Sheriff Says the County Jail Will Keep Honoring Warrants",
+    "School Board Hears Parents on Immigration Fears",
+    "County Budget Hinges on Justice Department Grants",
+    "Farmworkers Rally Outside the Courthouse",
+    "Commissioners Split Over Sanctuary Resolution",
+    "Police Chief Explains New Cooperation Policy",
+    "Immigrant Aid Group Opens an Office Downtown",
+    "Lawyers Offer Free Clinics After Arrests",
+    "Valley Mayors Join Letter to the Attorney General",
+)
+WIRE_HEADLINES = (
+    "Governor Signs Order on Local Police and Immigration",
+    "Attorney General Warns Cities Over Federal Funds",
+    "Statehouse Hearing Draws Sheriffs From Every County",
+    "Judge Blocks Rule Tying Grants to Detainers",
+)
 AUTHORS = ("Jane Roe", "Sam Okafor", "Lena Marsh")
 # A sentence ends in . ! or ?, perhaps inside closing quotes, and the next starts with a capital.
 _SENTENCE_BREAK = re.compile(
@@ -564,10 +671,23 @@ _MIN_SENTENCE_WORDS = 6
 
 @dataclass(frozen=True, slots=True)
 class Article:
-    index: int  # 1-based, in publication order
+    source: str
+    index: int  # 1-based, in the source's publication order
+    id: str
     raw: str
-    lines: tuple[tuple[str, str], ...]  # (text, label) as in set c
+    # (text, label) as in set c, with the glued sentence apart from the line it ends
+    lines: tuple[tuple[str, str], ...]
     other_boilerplate: tuple[str, ...]
+    template: Template
+    title: str | None = None  # sent in the title field; None: the cleaner infers one
+    kind: str = "unique"  # for set d3: "unique", or how the copy differs from its original
+
+    def record(self) -> dict[str, Any]:
+        """The request body of POST /v1/articles."""
+        record = {"id": self.id, "source": self.source, "language": "en", "text": self.raw}
+        if self.title is not None:
+            record["title"] = self.title
+        return record
 
 
 def body_sentences(seeds: dict[str, list[tuple[str, str]]]) -> list[str]:
@@ -578,14 +698,16 @@ def body_sentences(seeds: dict[str, list[tuple[str, str]]]) -> list[str]:
         for text, label in lines:
             if label != BODY:
                 continue
-            for sentence in _SENTENCE_BREAK.split(flat(text)):
-                if len(sentence.split()) >= _MIN_SENTENCE_WORDS and sentence not in seen:
-                    seen.add(sentence)
-                    sentences.append(sentence)
+            for part in _SENTENCE_BREAK.split(flat(text)):
+                if len(part.split()) >= _MIN_SENTENCE_WORDS and part not in seen:
+                    seen.add(part)
+                    sentences.append(part)
     return sentences
 
 
-def _other_boilerplate(rng: random.Random, index: int) -> tuple[list[str], list[str]]:
+def _other_boilerplate(
+    rng: random.Random, index: int, site: str = "Example Herald"
+) -> tuple[list[str], list[str]]:
     """Per-article chrome that varies: lines under the headline, and lines between paragraphs."""
     author = rng.choice(AUTHORS)
     top = [f"By {author}"] if rng.random() < 0.7 else []
@@ -599,75 +721,315 @@ def _other_boilerplate(rng: random.Random, index: int) -> tuple[list[str], list[
         f"{rng.randint(2, 80)} comments",
         "Read more",
         f"Related: {related}",
-        f"Photo: {author} / Example Herald",
+        f"Photo: {author} / {site}",
         "Follow us on Facebook",
     ]
     return top, rng.sample(pool, rng.randint(1, 3))
 
 
-def source_articles(sentences: Sequence[str]) -> list[Article]:
-    """SOURCE_ARTICLES articles with the same header and footer and distinct bodies."""
-    rng = random.Random(SOURCE_SEED)
+def _paragraphs(rng: random.Random, sentences: Sequence[str]) -> list[str]:
+    """``sentences`` in paragraphs of one to three."""
+    paragraphs, rest = [], list(sentences)
+    while rest:
+        take = rng.randint(1, 3)
+        paragraphs.append(" ".join(rest[:take]))
+        rest = rest[take:]
+    return paragraphs
+
+
+def compose(
+    rng: random.Random,
+    *,
+    source: str,
+    index: int,
+    template: Template,
+    headline: str,
+    paragraphs: Sequence[str],
+    site: str,
+    send_title: bool,
+) -> Article:
+    """One scraped page: header, headline, byline and date, the story with chrome between its
+    paragraphs and the glued sentence at its end, footer; labelled line by line."""
+    top, between = _other_boilerplate(rng, index, site)
+    body: list[tuple[str, str]] = [(p, BODY) for p in paragraphs]
+    for line in between:
+        body.insert(rng.randint(1, len(body)), (line, BOILERPLATE))
+    last = max(i for i, (_, label) in enumerate(body) if label == BODY)
+    body.insert(last + 1, (template.glued, BOILERPLATE))
+    lines = [
+        *((line, BOILERPLATE) for line in template.header),
+        (headline, TITLE),
+        *((line, BOILERPLATE) for line in top),
+        *body,
+        *((line, BOILERPLATE) for line in template.footer),
+    ]
+    raw_lines = [text for text, _ in lines]
+    glued_at = raw_lines.index(template.glued)
+    raw_lines[glued_at - 1 : glued_at + 1] = [f"{raw_lines[glued_at - 1]} {template.glued}"]
+    return Article(
+        source=source,
+        index=index,
+        id=f"quality-{source.split('.')[0]}-{index:02d}",
+        raw="\n\n".join(raw_lines),
+        lines=tuple(lines),
+        other_boilerplate=(*top, *between),
+        template=template,
+        title=headline if send_title else None,
+    )
+
+
+def deal(sentences: Sequence[str], rng: random.Random) -> list[list[str]]:
+    """The sentences shuffled and dealt into SOURCE_ARTICLES shares of paragraphs.
+
+    Dealt out, so that no body sentence appears in two articles of a source: a recurrence
+    learner must not be rewarded for dropping body text shared by accident. Each source deals
+    the same seed sentences anew; two articles of different sources share a sentence or two
+    at most, far from anything the index would call a copy.
+    """
     pool = list(sentences)
     rng.shuffle(pool)
-    # Dealt out, so that no body sentence appears in two articles: a recurrence learner must
-    # not be rewarded for dropping body text shared by accident.
-    shares = [pool[i::SOURCE_ARTICLES] for i in range(SOURCE_ARTICLES)]
-    articles = []
-    for index, share in enumerate(shares, 1):
-        paragraphs: list[str] = []
-        while share:
-            take = rng.randint(1, 3)
-            paragraphs.append(" ".join(share[:take]))
-            share = share[take:]
-        top, between = _other_boilerplate(rng, index)
-        body: list[tuple[str, str]] = [(p, BODY) for p in paragraphs]
-        for line in between:
-            body.insert(rng.randint(1, len(body)), (line, BOILERPLATE))
-        lines = [
-            *((line, BOILERPLATE) for line in HEADER),
-            (HEADLINES[index - 1], TITLE),
-            *((line, BOILERPLATE) for line in top),
-            *body,
-            *((line, BOILERPLATE) for line in FOOTER),
-        ]
-        raw = "\n\n".join(text for text, _ in lines)
-        articles.append(Article(index, raw, tuple(lines), (*top, *between)))
-    return articles
+    return [_paragraphs(rng, pool[i::SOURCE_ARTICLES]) for i in range(SOURCE_ARTICLES)]
 
 
-def clean_for_source(source: str, raw: str) -> Cleaned:
-    """The cleaner set d measures; it is called once per article, in publication order.
+def source_articles(sentences: Sequence[str]) -> list[Article]:
+    """d1: SOURCE_ARTICLES articles with the same header and footer and distinct bodies.
 
-    This is the one place to plug in the per-source learned layer when it exists: look up (or
-    update) what ``source`` is known to repeat and pass it on, e.g.
-    ``clean_text(raw, learned=learner.for_source(source))``, feeding the learner each article
-    as it goes. Today there is no such layer, so this is the rules and in-document layers only.
+    No title field is sent: the cleaner finds the headline among the lines, as it must for a
+    scraper that only has the page's text.
     """
-    del source  # used by the learned layer, which does not exist yet
-    return clean_text(raw)
+    rng = random.Random(SOURCE_SEED)
+    return [
+        compose(
+            rng,
+            source=SOURCE,
+            index=index,
+            template=HERALD,
+            headline=HEADLINES[index - 1],
+            paragraphs=paragraphs,
+            site="Example Herald",
+            send_title=False,
+        )
+        for index, paragraphs in enumerate(deal(sentences, rng), 1)
+    ]
+
+
+def changing_source_articles(sentences: Sequence[str]) -> list[Article]:
+    """d2: the gazette, whose template changes after its TEMPLATE_CHANGE_AFTER-th article.
+
+    The title field is sent, as a scraper with the page's metadata would.
+    """
+    rng = random.Random(SOURCE_SEED + 2)
+    return [
+        compose(
+            rng,
+            source=CHANGING_SOURCE,
+            index=index,
+            template=GAZETTE_OLD if index <= TEMPLATE_CHANGE_AFTER else GAZETTE_NEW,
+            headline=GAZETTE_HEADLINES[index - 1],
+            paragraphs=paragraphs,
+            site="Valley Gazette",
+            send_title=True,
+        )
+        for index, paragraphs in enumerate(deal(sentences, rng), 1)
+    ]
+
+
+def copied_source_articles(sentences: Sequence[str]) -> list[Article]:
+    """d3: the wire's 1st article, three copies of it under other ids, then articles 2 to 4.
+
+    Had the copies counted, the template would be learned after the third copy and gone from
+    article 2; counted right, it is learned from articles 1 to 3 and gone from article 4.
+    """
+    rng = random.Random(SOURCE_SEED + 3)
+    stories = deal(sentences, rng)
+
+    def article(index: int, paragraphs: Sequence[str]) -> Article:
+        return compose(
+            rng,
+            source=COPIED_SOURCE,
+            index=index,
+            template=WIRE,
+            headline=WIRE_HEADLINES[index - 1],
+            paragraphs=paragraphs,
+            site="State Wire",
+            send_title=True,
+        )
+
+    first = article(1, stories[0])
+    # Copy 1 is the same page; copy 2 the same story with its byline, date and chrome drawn
+    # anew (the same body once cleaned); copy 3 the story without its last paragraph.
+    copies = [
+        replace(first, id=f"{first.id}-copy1", kind="exact copy"),
+        replace(article(1, stories[0]), id=f"{first.id}-copy2", kind="other chrome"),
+        replace(article(1, stories[0][:-1]), id=f"{first.id}-copy3", kind="last para cut"),
+    ]
+    return [first, *copies, *(article(index, stories[index - 1]) for index in range(2, 5))]
+
+
+# -- through the service --
+
+LAYER_MARKS = {"rules": "r", "features": "f", "document": "d", "learned": "L"}
+IN_BODY, IN_TITLE, ABSENT = "x", "t", "-"
+
+
+@dataclass(slots=True)
+class Posted:
+    """What the service said about one article: the dry run, the decision, the stored copy."""
+
+    article: Article
+    outcome: str  # the decision's status (and relation), or the error code
+    removed: list[dict[str, str]]  # the dry run's audit: text, layer, reason
+    preview: dict[str, Any] | None  # the dry run's article
+    stored: dict[str, Any] | None  # GET /v1/articles/{id}'s article; None unless unique
+
+
+async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def post_in_order(service: Service, articles: Sequence[Article]) -> list[Posted]:
+    """Each article as a dry run (for its audit), then for real, then read back; in order."""
+    posted = []
+    timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
+    async with aiohttp.ClientSession(service.base_url, timeout=timeout) as session:
+        for article in articles:
+            record = article.record()
+            async with session.post("/v1/articles?dry_run=true", json=record) as resp:
+                dry = await _json(resp)
+            preview = dry.get("article")
+            removed = [] if preview is None else list(preview["removed"])
+            async with session.post("/v1/articles", json=record) as resp:
+                answer = await _json(resp)
+            if "error" in answer:
+                outcome, stored = f"{resp.status} {answer['error']['code']}", None
+            else:
+                outcome = answer["status"] + (
+                    f" ({answer['relation']})" if answer.get("relation") else ""
+                )
+                stored = None
+                if answer["status"] == "unique":
+                    async with session.get(f"/v1/articles/{article.id}") as resp:
+                        resp.raise_for_status()
+                        stored = (await _json(resp))["article"]
+            posted.append(Posted(article, outcome, removed, preview, stored))
+    return posted
+
+
+def _split_glued(paragraphs: Sequence[str], glued: str) -> list[str]:
+    """Paragraphs as flat text, a kept glued sentence apart from the line it ends."""
+    tail = " " + flat(glued)
+    split = []
+    for paragraph in map(flat, paragraphs):
+        if paragraph.endswith(tail):
+            split += [paragraph.removesuffix(tail), flat(glued)]
+        else:
+            split.append(paragraph)
+    return split
 
 
 @dataclass(frozen=True, slots=True)
 class ArticleResult:
-    article: Article
+    posted: Posted
     score: LineScore
-    gone: dict[str, bool]  # each header and footer line: gone from body and title
-    title: str | None  # the title field the cleaner chose
+    where: dict[str, str]  # each template segment: x, t, -, or the mark of the layer removing it
+    reasons: dict[str, str]  # each removed template segment: "layer:reason"
+    title: str | None  # the title field of the stored article
+    due: tuple[str, ...]  # template segments the bar wants gone: seen in 4+ articles by now
+    mismatch: bool  # the stored body or removed_counts are not the dry run's
+
+    @property
+    def article(self) -> Article:
+        return self.posted.article
+
+    @property
+    def gone(self) -> dict[str, bool]:
+        return {text: mark not in {IN_BODY, IN_TITLE} for text, mark in self.where.items()}
+
+    @property
+    def passed(self) -> bool:
+        return all(self.gone[text] for text in self.due)
 
 
-def score_source(articles: Sequence[Article]) -> list[ArticleResult]:
-    """Each article through ``clean_for_source``, in order, scored line by line."""
+def score_posted(posted: Sequence[Posted], templates: Sequence[Template]) -> list[ArticleResult]:
+    """Line scores of each stored article, and where each template segment went."""
+    everything = list(dict.fromkeys(text for t in templates for _, text in t.segments))
+    seen: Counter[str] = Counter()
     results = []
-    for article in articles:
-        cleaned = rejected_as_none(partial(clean_for_source, SOURCE, article.raw))
-        kept = set() if cleaned is None else {flat(p) for p in cleaned.paragraphs}
-        if cleaned is not None and cleaned.title:
-            kept.add(flat(cleaned.title))
-        gone = {line: flat(line) not in kept for line in (*HEADER, *FOOTER)}
-        title = cleaned.title if cleaned is not None else None
-        results.append(ArticleResult(article, score_lines(article.lines, cleaned), gone, title))
+    for item in posted:
+        article, stored = item.article, item.stored
+        present = [text for _, text in article.template.segments]
+        if article.kind == "unique":
+            seen.update(present)
+        paragraphs = stored["text"].split("\n\n") if stored is not None else []
+        title = stored["title"] if stored is not None else None
+        kept = _split_glued(paragraphs, article.template.glued)
+        cleaned = Cleaned(title=title, paragraphs=tuple(kept)) if stored is not None else None
+        where, reasons = {}, {}
+        for text in everything:
+            wanted = flat(text)
+            if text not in present:
+                where[text] = ABSENT
+            elif title is not None and flat(title) == wanted:
+                where[text] = IN_TITLE
+            elif any(wanted in line for line in kept):
+                where[text] = IN_BODY
+            else:
+                by = next((r for r in item.removed if flat(r["text"]) == wanted), None) or next(
+                    (r for r in item.removed if wanted in flat(r["text"])), None
+                )
+                where[text] = "?" if by is None else LAYER_MARKS.get(by["layer"], "?")
+                if by is not None:
+                    reasons[text] = f"{by['layer']}:{by['reason']}"
+        due = tuple(text for text in present if seen[text] >= LEARNED_FROM_ARTICLE)
+        mismatch = (
+            stored is not None
+            and item.preview is not None
+            and (
+                stored["text"] != item.preview["text"]
+                or stored["removed_counts"] != dict(Counter(r["layer"] for r in item.removed))
+            )
+        )
+        score = score_lines(article.lines, cleaned)
+        results.append(ArticleResult(item, score, where, reasons, title, due, mismatch))
     return results
+
+
+@dataclass(slots=True)
+class SourceRuns:
+    """Set d's three sources as the service answered them."""
+
+    note: str  # where the service ran
+    herald: list[ArticleResult] = field(default_factory=list)
+    gazette: list[ArticleResult] = field(default_factory=list)
+    wire: list[ArticleResult] = field(default_factory=list)
+    error: str | None = None
+
+
+async def _run_sources(
+    service: Service, seeds: dict[str, list[tuple[str, str]]], where: str
+) -> SourceRuns:
+    ready_s = await wait_ready(service)
+    runs = SourceRuns(f"{where}; waited {ready_s:.1f} s for it to be ready")
+    sentences = body_sentences(seeds)
+    herald = await post_in_order(service, source_articles(sentences))
+    runs.herald = score_posted(herald, [HERALD])
+    gazette = await post_in_order(service, changing_source_articles(sentences))
+    runs.gazette = score_posted(gazette, [GAZETTE_OLD, GAZETTE_NEW])
+    wire = await post_in_order(service, copied_source_articles(sentences))
+    runs.wire = score_posted(wire, [WIRE])
+    return runs
+
+
+def run_sources(
+    service: Service, seeds: dict[str, list[tuple[str, str]]], where: str
+) -> SourceRuns:
+    """Set d through ``service`` (started before the pages were scored, so it is warm)."""
+    try:
+        return asyncio.run(_run_sources(service, seeds, where))
+    except (RuntimeError, TimeoutError, aiohttp.ClientError) as exc:
+        # The service did not start, died or stopped answering: a to c stand, d is unmeasured.
+        return SourceRuns(where, error=f"{type(exc).__name__}: {exc}")
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -860,69 +1222,223 @@ def report_seeds(seeds: dict[str, list[tuple[str, str]]]) -> list[SummaryRow]:
     ]
 
 
-def print_chrome_grid(results: Sequence[ArticleResult]) -> None:
-    """Each header and footer line, article by article: x still there, . gone."""
-    print(f"  x = still in the body or title, . = gone; columns are article 1 to {len(results)}")
-    for part, lines in (("header", HEADER), ("footer", FOOTER)):
-        for line in lines:
-            marks = "".join("." if r.gone[line] else "x" for r in results)
-            print(f"  {part} {marks}  {line}")
-
-
-def print_article_table(results: Sequence[ArticleResult]) -> None:
-    print(
-        f"  {'article':>7} {'header gone':>11} {'footer gone':>11} {'other gone':>10} "
-        f"{'body kept':>9}"
-    )
-    for r in results:
-        c = r.score.counts
-        header = sum(r.gone[line] for line in HEADER)
-        footer = sum(r.gone[line] for line in FOOTER)
-        other_missed = {m.text for m in r.score.misses if m.label == BOILERPLATE}
-        others = [flat(line) for line in r.article.other_boilerplate]
-        other_gone = sum(line not in other_missed for line in others)
-        print(
-            f"  {r.article.index:7} {header:5}/{len(HEADER):<5} {footer:5}/{len(FOOTER):<5} "
-            f"{other_gone:4}/{len(others):<5} {c.tp:4}/{c.tp + c.fn:<4}"
-        )
-    for r in results:
-        for miss in r.score.misses:
-            if miss.label != BOILERPLATE:
-                print(
-                    f"  MISS article {r.article.index}: {miss.label} line {miss.problem}: "
-                    f"{_short(miss.text)!r}"
-                )
-    wrong = Counter(r.title for r in results if not r.score.title_ok)
-    print(
-        f"  title field is the headline on {len(results) - wrong.total()} of {len(results)} "
-        "articles" + "".join(f"; {title!r} on {n}" for title, n in wrong.most_common())
-    )
-
-
-def report_source(results: Sequence[ArticleResult]) -> list[SummaryRow]:
-    """Set d: the chrome grid, the per-article table, and the bar from article 4 on."""
-    print(
-        f"\n== d. one source ({SOURCE}), {len(results)} articles in publication order through "
-        "clean_for_source"
-    )
-    print_chrome_grid(results)
-    print_article_table(results)
+def _counts_of(results: Sequence[ArticleResult]) -> tuple[Counts, Counts]:
+    """The service's line counts over the unique articles, and those of no cleaning at all."""
     service, baseline = Counts(), Counts()
     for r in results:
+        if r.article.kind != "unique":
+            continue
         c = r.score.counts
         service.add(c)
         baseline.add(Counts(tp=c.tp + c.fn, fp=c.fp + c.tn))
+    return service, baseline
+
+
+def _removed_counts(r: ArticleResult) -> str:
+    """The stored article's removed_counts, by layer mark: r9 f1 L6."""
+    counts = r.posted.stored["removed_counts"] if r.posted.stored is not None else {}
+    return " ".join(f"{LAYER_MARKS.get(layer, layer)}{n}" for layer, n in counts.items()) or "-"
+
+
+def print_template_grid(results: Sequence[ArticleResult], templates: Sequence[Template]) -> None:
+    """Each template segment, article by article: the layer that removed it, or where it is."""
+    print(
+        f"  columns: article 1 to {len(results)}; the layer that removed the segment (r rules, "
+        "f features, d in-document,\n  L learned), x still in the body, t the title field, "
+        "- not on that page"
+    )
+    shown: set[str] = set()
+    for template in templates:
+        for part, text in template.segments:
+            if text in shown:
+                continue
+            shown.add(text)
+            marks = "".join(r.where[text] for r in results)
+            reasons = ", ".join(sorted({r.reasons[text] for r in results if text in r.reasons}))
+            print(f"  {part:6} {marks}  {_short(text, 58)!r:62} {reasons}")
+
+
+def print_source_table(results: Sequence[ArticleResult], *, with_template: bool = False) -> None:
+    """One row per article: its outcome, what went, what stayed, and the bar from article 4."""
+    print(
+        f"  {'article':>7} {'template' if with_template else '':8} {'decision':16} "
+        f"{'chrome gone':>11} {'other gone':>10} {'body kept':>9}  {'removed_counts':16} "
+        f"bar (gone once seen in {LEARNED_FROM_ARTICLE}+ articles)"
+    )
+    for r in results:
+        c = r.score.counts
+        present = [text for text, mark in r.where.items() if mark != ABSENT]
+        gone = sum(r.gone[text] for text in present)
+        other_missed = {m.text for m in r.score.misses if m.label == BOILERPLATE}
+        others = [flat(line) for line in r.article.other_boilerplate]
+        other_gone = sum(line not in other_missed for line in others)
+        name = "new" if r.article.template is GAZETTE_NEW else "old"
+        bar = "-" if not r.due else ("PASS" if r.passed else "FAIL")
+        print(
+            f"  {r.article.index:7} {name if with_template else '':8} {r.posted.outcome:16} "
+            f"{gone:5}/{len(present):<5} {other_gone:4}/{len(others):<5} "
+            f"{c.tp:4}/{c.tp + c.fn:<4}  {_removed_counts(r):16} {bar}"
+        )
+    failures: dict[tuple[str, str], list[int]] = {}
+    for r in results:
+        for text in r.due:
+            if not r.gone[text]:
+                where = "the title field" if r.where[text] == IN_TITLE else "the body"
+                failures.setdefault((where, text), []).append(r.article.index)
+    for (where, text), indices in failures.items():
+        print(f"  FAIL {_articles(indices)}: still in {where}: {_short(text, 80)!r}")
+    for r in results:
+        for miss in r.score.misses:
+            if miss.label == BODY:
+                print(
+                    f"  MISS article {r.article.index}: body line {_why_lost(miss.text, r)}: "
+                    f"{_short(miss.text, 90)!r}"
+                )
+        if r.mismatch:
+            print(
+                f"  WARNING article {r.article.index}: the stored article is not the dry run's "
+                "(body or removed_counts)"
+            )
+    sent = sum(r.article.title is not None for r in results)
+    wrong = Counter(r.title for r in results if not r.score.title_ok)
+    left = sum(any(m.label == TITLE for m in r.score.misses) for r in results)
+    print(
+        f"  title field is the headline on {len(results) - wrong.total()} of {len(results)} "
+        f"articles ({sent} sent one)"
+        + "".join(f"; {title!r} on {n}" for title, n in wrong.most_common())
+        + (f"; the headline left in the body on {left}" if left else "")
+    )
+
+
+def _articles(indices: Sequence[int]) -> str:
+    """ "article 4", "articles 4-10" or "articles 4, 6"."""
+    if len(indices) == 1:
+        return f"article {indices[0]}"
+    if list(indices) == list(range(indices[0], indices[-1] + 1)):
+        return f"articles {indices[0]}-{indices[-1]}"
+    return "articles " + ", ".join(map(str, indices))
+
+
+def _letters(text: str) -> str:
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.casefold()).split())
+
+
+def _why_lost(text: str, r: ArticleResult) -> str:
+    """Where a body line went: the audit entry that removed it, or the kept line it became."""
+    wanted = flat(text)
+    for entry in r.posted.removed:
+        if wanted in flat(entry["text"]):
+            return f"dropped by {entry['layer']}:{entry['reason']}"
+    paragraphs = r.posted.stored["text"].split("\n\n") if r.posted.stored is not None else []
+    for paragraph in paragraphs:
+        if _letters(paragraph).startswith(_letters(text)):
+            marks = Counter(ch for ch in text if not ch.isalnum() and not ch.isspace())
+            lost = marks - Counter(ch for ch in paragraph if not ch.isalnum() and not ch.isspace())
+            return f"altered, its punctuation changed (lost: {''.join(sorted(lost.elements()))})"
+    return "dropped, not in the audit"
+
+
+def report_herald(results: Sequence[ArticleResult]) -> list[SummaryRow]:
+    """d1: the issue's set; the bar is every header and footer segment gone from article 4 on."""
+    print(
+        f"\n  d1. {SOURCE}: one header and footer on all {len(results)} articles, other "
+        "boilerplate mixed in, no title field sent"
+    )
+    print_template_grid(results, [HERALD])
+    print_source_table(results)
+    service, baseline = _counts_of(results)
     late = [r for r in results if r.article.index >= LEARNED_FROM_ARTICLE]
     clean = sum(all(r.gone.values()) for r in late)
+    body_clean = sum(IN_BODY not in r.where.values() for r in late)
     met = clean == len(late)
     bar = (
         f"{'met' if met else 'NOT met'}: header+footer gone in {clean}/{len(late)} "
         f"articles from #{LEARNED_FROM_ARTICLE}"
+        + ("" if met else f" (from the body alone in {body_clean}/{len(late)})")
     )
-    print(f"  bar: {bar}" + ("" if met else " (needs the per-source learned layer, not built yet)"))
+    print(f"  bar: {bar}")
     return [
         SummaryRow("d", "no cleaning", baseline),
-        SummaryRow("d", "clean_for_source (= clean_text)", service, bar),
+        SummaryRow("d", "news-ingest serve (learned layer)", service, bar),
+    ]
+
+
+def report_gazette(results: Sequence[ArticleResult]) -> SummaryRow:
+    """d2: a template change; each segment must go once seen in 4 articles, old or new."""
+    print(
+        f"\n  d2. {CHANGING_SOURCE}: a new header and glued line from article "
+        f"{TEMPLATE_CHANGE_AFTER + 1} on (footer unchanged), title field sent"
+    )
+    print_template_grid(results, [GAZETTE_OLD, GAZETTE_NEW])
+    print_source_table(results, with_template=True)
+    judged = [r for r in results if r.due]
+    passed = sum(r.passed for r in judged)
+    first_new = TEMPLATE_CHANGE_AFTER + LEARNED_FROM_ARTICLE
+    new_header = all(
+        r.gone[line] for r in results if r.article.index >= first_new for line in GAZETTE_NEW.header
+    )
+    ok = passed == len(judged) and new_header
+    check = (
+        f"{'PASS' if ok else 'FAIL'}: template gone where due in {passed}/{len(judged)} "
+        f"articles; new header gone from #{first_new} (its 4th) on: {'yes' if new_header else 'no'}"
+    )
+    print(f"  check: {check}")
+    return SummaryRow(
+        "d", f"template change at #{TEMPLATE_CHANGE_AFTER + 1}", _counts_of(results)[0], check
+    )
+
+
+def report_wire(results: Sequence[ArticleResult]) -> SummaryRow:
+    """d3: syndicated copies of the first article must not count toward learning."""
+    print(
+        f"\n  d3. {COPIED_SOURCE}: article 1, three copies of it under other ids, articles 2-4 "
+        "(a copy counted would teach the template by article 2)"
+    )
+    first = results[0]
+    learnable = [text for text, mark in first.where.items() if mark == IN_BODY]
+    print(
+        f"  {len(learnable)} template segments outlive the first two layers in article 1; "
+        "each row: how many of them are still in the stored body"
+    )
+    print(f"  {'id':30} {'kind':14} {'decision':26} {'left':>5}  removed_counts")
+    for r in results:
+        left = sum(r.where[text] == IN_BODY for text in learnable)
+        stored = f"{left:2}/{len(learnable)}" if r.posted.stored is not None else "-"
+        print(
+            f"  {r.article.id:30} {r.article.kind:14} {r.posted.outcome:26} {stored:>5}  "
+            f"{_removed_counts(r)}"
+        )
+    copies = [r for r in results if r.article.kind != "unique"]
+    uniques = [r for r in results if r.article.kind == "unique"]
+    copies_ok = all(r.posted.outcome.startswith("duplicate") for r in copies)
+    kept_early = all(r.where[text] == IN_BODY for r in uniques[1:3] for text in learnable)
+    gone_late = all(r.gone[text] for text in learnable for r in uniques[3:])
+    ok = copies_ok and kept_early and gone_late and bool(learnable)
+    check = (
+        f"{'PASS' if ok else 'FAIL'}: copies decided duplicate {'yes' if copies_ok else 'NO'}, "
+        f"template kept in articles 2-3 {'yes' if kept_early else 'NO'}, gone from article 4 "
+        f"{'yes' if gone_late else 'NO'}"
+    )
+    print(f"  check: {check}")
+    return SummaryRow("d", "syndicated copies not counted", _counts_of(results)[0], check)
+
+
+def report_sources(runs: SourceRuns) -> list[SummaryRow]:
+    """Set d: the three sources as the real service cleaned them."""
+    print(
+        "\n== d. per source, through the running service (news-ingest serve): each article POSTed "
+        "in publication order\n   to /v1/articles as a dry run (its `removed` audit), then for "
+        "real, and read back from GET /v1/articles/{id}"
+    )
+    print(f"  {runs.note}")
+    if runs.error is not None:
+        print(f"  NOT measured: {runs.error}")
+        bar = f"NOT met: not measured ({runs.error.splitlines()[0]})"
+        return [SummaryRow("d", "news-ingest serve (learned layer)", Counts(), bar)]
+    return [
+        *report_herald(runs.herald),
+        report_gazette(runs.gazette),
+        report_wire(runs.wire),
     ]
 
 
@@ -944,6 +1460,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--show", type=int, default=15, help="examples listed per kind")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="trafilatura-eval directory")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis for the service of set d (default: $REDIS_URL or %(default)s); when it does "
+        "not answer, the service starts its embedded server in a temporary directory",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1 or args.show < 0:
         parser.error("--workers must be 1 or more and --show 0 or more")
@@ -960,14 +1482,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"bench/quality.py: {len(tasks)} pages, {args.workers} worker(s), "
         f"trafilatura {trafilatura.__version__}, python {sys.version.split()[0]}"
     )
-    outcomes = score_pages(tasks, args.workers)
-    print(f"  (pages scored in {time.perf_counter() - started:.1f} s)")
-    a_rows = report_html(outcomes, args.show)
-    b_rows = report_raw(outcomes, total(outcomes, A_SERVICE).f1, args.show)
-    print_timeouts(outcomes)
-    seeds = load_seed_labels()
-    c_rows = report_seeds(seeds)
-    d_rows = report_source(score_source(source_articles(body_sentences(seeds))))
+    if redis_answers(args.redis_url):
+        redis_url: str | None = args.redis_url
+        where = f"against {args.redis_url} (shared)"
+    else:
+        redis_url = None
+        where = f"{args.redis_url} does not answer: against the service's embedded server"
+    # Started first, so that its start-up overlaps the page scoring; only set d uses it. Its
+    # keys, under a throw-away prefix, are deleted when the block ends, whatever happened.
+    with serving(redis_url, SERVICE_WORKERS, "quality") as service:
+        outcomes = score_pages(tasks, args.workers)
+        print(f"  (pages scored in {time.perf_counter() - started:.1f} s)")
+        a_rows = report_html(outcomes, args.show)
+        b_rows = report_raw(outcomes, total(outcomes, A_SERVICE).f1, args.show)
+        print_timeouts(outcomes)
+        seeds = load_seed_labels()
+        c_rows = report_seeds(seeds)
+        where += f", key prefix {service.prefix}:* (deleted at the end)"
+        d_rows = report_sources(run_sources(service, seeds, where))
     print_summary([*a_rows, *b_rows, *c_rows, *d_rows])
     print(f"\n  total {time.perf_counter() - started:.1f} s")
     return 0

@@ -149,7 +149,7 @@ def _dry_run(request: web.Request) -> bool:
     lowered = raw.lower()
     if lowered in {"true", "1", "yes"}:
         return True
-    if lowered in {"false", "0", "no", ""}:
+    if lowered in {"false", "0", "no"}:
         return False
     raise InputError(
         422,

@@ -1,4 +1,4 @@
-"""The ``news-ingest`` command: serve, ingest, tail, index-info, schema, config, reset.
+"""The ``news-ingest`` command: serve, ingest, tail, inspect, index-info, schema, config, reset.
 
 Flags override ``NEWS_INGEST_*`` environment variables, which override the defaults.
 """
@@ -9,9 +9,11 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,13 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from . import logs
+from .clean import Cleaned, Removed
+from .clean.text import normalise_line
 from .embedded import recorded_url
 from .errors import IndexMismatch
 from .fingerprint import lsh_params, match_probability
-from .loader import Record, load
-from .models import ItemError, parse_event
+from .loader import JSONL_SUFFIXES, KNOWN, Record, expand, load, records
+from .models import ArticleIn, ItemError, Params, Prepared, parse_event
 from .settings import Settings, redact_url
 from .state import PIPELINE, REDIS_URL, SETTINGS
 
@@ -388,6 +392,374 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- inspect ----------------------------------------------------------------------------------
+
+# Elements whose text a reader never sees, and elements that start and end a line of the page.
+_HIDDEN_TAGS = frozenset({"script", "style", "noscript", "template", "title", "svg"})
+_BLOCK_TAGS = frozenset(
+    {
+        *("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "tr", "article"),
+        *("section", "header", "footer", "nav", "aside", "blockquote", "pre", "dt", "dd", "ul"),
+        *("ol", "dl", "table", "figure", "figcaption", "caption", "form", "label", "option"),
+        *("main", "address", "details", "summary", "body", "button", "br", "hr"),
+    }
+)
+# How trafilatura marks list items and table cells in its text, which the page does not print.
+_EXTRACT_DECORATION = re.compile(r"^(?:[-|]\s+)+|(?:\s+\|)+$")
+_LOOKS_LIKE_HTML = re.compile(
+    r"\s*<(?:!doctype|!--|html|head|body|div|p|article|section|main|h[1-6]|meta|title)[\s>/]",
+    re.IGNORECASE,
+)
+_REDIS_FLAGS = ("redis_url", "data_dir", "key_prefix")
+
+
+class _PageText(HTMLParser):
+    """The visible text of a page, one line per block element (as a scraper would keep it)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self._parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN_TAGS:
+            self._hidden += 1
+        elif tag in _BLOCK_TAGS:
+            self.end_line()
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:  # <br/>; a self-closed <script/> hides nothing
+            self.end_line()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN_TAGS:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in _BLOCK_TAGS:
+            self.end_line()
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self._parts.append(data)
+
+    def end_line(self) -> None:
+        line = normalise_line("".join(self._parts))
+        if line:
+            self.lines.append(line)
+        self._parts.clear()
+
+
+def _page_lines(page: str) -> list[str]:
+    parser = _PageText()
+    try:
+        parser.feed(page)
+        parser.close()
+    except AssertionError:  # html.parser's verdict on some broken markup: show what it read
+        pass
+    parser.end_line()
+    return parser.lines
+
+
+def _page_view(page: list[str], extracted: list[str]) -> list[str]:
+    """The page's visible lines with trafilatura's lines in their place.
+
+    Every extracted line is kept, so every paragraph and removal of the answer has its line;
+    a page line is dropped only where trafilatura printed the same text (as a list item, a
+    table row, or joined with its neighbours), so the others are the text it left out.
+    """
+    import difflib
+
+    def key(line: str) -> str:
+        return _EXTRACT_DECORATION.sub("", line).replace(" | ", " ").casefold()
+
+    page_keys = [key(line) for line in page]
+    extracted_keys = [key(line) for line in extracted]
+    matcher = difflib.SequenceMatcher(None, page_keys, extracted_keys, autojunk=False)
+    view: list[str] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            printed = "\n".join(extracted_keys[j1:j2])
+            view.extend(
+                line
+                for line, line_key in zip(page[i1:i2], page_keys[i1:i2], strict=True)
+                if line_key not in printed
+            )
+        view.extend(extracted[j1:j2])
+    return view
+
+
+def _extracted(article: ArticleIn) -> tuple[list[str], str | None] | None:
+    """trafilatura's lines of the page and the page's title, or None when it found nothing."""
+    # The service's own call, options and all: extract_html answers the cleaned paragraphs
+    # only, and the view needs the lines they were cleaned from, in order.
+    from .clean.html import _extract
+    from .errors import RejectedContent
+
+    try:
+        document = _extract(article.html or "", article.url)
+    except RejectedContent:
+        return None
+    text = "" if document is None else document.text or ""
+    if document is None or not text.strip():
+        return None
+    title = normalise_line(document.title) if isinstance(document.title, str) else ""
+    return text.split("\n"), title or None
+
+
+def _when_rejected(article: ArticleIn, extracted: tuple[list[str], str | None] | None) -> Cleaned:
+    """What the layers removed from a document the service rejects, for the reader to see.
+
+    RejectedContent carries the reason only, so the layers run again as clean_text and
+    extract_html run them, this time keeping their answer.
+    """
+    from .clean.text import _clean_lines, clean_paragraphs, split_lines
+
+    title = (normalise_line(article.title) or None) if article.title else None
+    if article.html is None:
+        lines = split_lines(article.text or "")
+        # clean_text's own assembly; the slice takes the answer's first three parts whatever
+        # else the private helper comes to return.
+        found, kept, removed = _clean_lines(lines, title, infer=True, features=True)[:3]
+        return Cleaned(title=found, paragraphs=tuple(kept), removed=tuple(removed))
+    if extracted is None:
+        return Cleaned(title=title, paragraphs=())
+    lines, page_title = extracted
+    kept, removed = clean_paragraphs(lines, page_title or title)
+    return Cleaned(title=title or page_title, paragraphs=tuple(kept), removed=tuple(removed))
+
+
+def _cleaned_of(prepared: Prepared) -> Cleaned:
+    """The service's answer for an article, as the renderer takes it."""
+    from .models import ArticlePayload
+
+    payload = ArticlePayload.model_validate_json(prepared.payload_json)
+    return Cleaned(
+        title=payload.title,
+        # Cleaned paragraphs never hold a newline, so the blank-line join splits back exactly.
+        paragraphs=tuple(payload.text.split("\n\n")),
+        removed=tuple(Removed(*removed) for removed in prepared.removed),
+    )
+
+
+def _learned_pass(
+    prepared: Prepared, learned: frozenset[str], params: Params
+) -> tuple[Cleaned, ItemError | None]:
+    """The service's learned layer over the article, and its error when nothing is left."""
+    from .clean.learned import apply_learned
+    from .prepare import apply_source_learning
+
+    after = apply_source_learning(prepared, learned, params)
+    if not isinstance(after, ItemError):
+        return _cleaned_of(after), None
+    # Rejected: the error does not say what went, so the layer runs again to show it.
+    before = _cleaned_of(prepared)
+    result = apply_learned(before.paragraphs, learned)
+    removed = (*before.removed, *result.removed)
+    return Cleaned(title=before.title, paragraphs=result.paragraphs, removed=removed), after
+
+
+def _cut_learned_sentences(cleaned: Cleaned, raw_lines: list[str]) -> list[str]:
+    """The lines that lost sentences at their edges to the learned layer, cut at those
+    sentences, so that what went and what stayed each have a line of their own."""
+    from .clean.learned import sentences
+
+    gone = {r.text for r in cleaned.removed if r.reason == "source_repeated_sentence"}
+    if not gone:
+        return raw_lines
+    whole = {*cleaned.paragraphs, *(r.text for r in cleaned.removed)}
+    lines: list[str] = []
+    for raw in raw_lines:
+        line = normalise_line(raw)
+        parts = [] if line in whole else sentences(line)
+        start, end = 0, len(parts)
+        while start < end and parts[start] in gone:
+            start += 1
+        while end > start and parts[end - 1] in gone:
+            end -= 1
+        if len(parts) < 2 or (start == 0 and end == len(parts)):
+            lines.append(raw)
+            continue
+        kept = [" ".join(parts[start:end])] if start < end else []
+        lines.extend([*parts[:start], *kept, *parts[end:]])
+    return lines
+
+
+def _inspect_article(
+    article: ArticleIn, params: Params, learned: frozenset[str], *, color: bool
+) -> tuple[list[str], ItemError | None]:
+    """The document with what cleaning removed marked, and the error the service would answer.
+
+    The service's own steps run (prepare_article, then the learned layer when the source has
+    learned something); only the rendering is this command's.
+    """
+    from .inspect import render
+    from .prepare import prepare_article
+
+    outcome = prepare_article(article, params)
+    if isinstance(outcome, ItemError) and outcome.code == "html_too_large":
+        return [], outcome  # the service does not open such a page; neither does this
+    extracted = _extracted(article) if article.html is not None else None
+    notes: list[str] = []
+    if article.html is None:
+        raw_lines = (article.text or "").splitlines()
+    else:
+        page = _page_lines(article.html)
+        lines = extracted[0] if extracted else []
+        raw_lines = _page_view(page, lines) if page else lines
+        if page:
+            count = sum(1 for line in lines if line.strip())
+            notes.append(
+                f"html: trafilatura extracted {count} line(s) of the {len(page)} the page "
+                "shows; ? marks the ones it left out"
+            )
+    if isinstance(outcome, ItemError):
+        rejected = _when_rejected(article, extracted)
+        given = article.title is not None
+        return [render(rejected, raw_lines, color=color, title_given=given), *notes], outcome
+    cleaned, verdict = _cleaned_of(outcome), None
+    if learned:
+        cleaned, verdict = _learned_pass(outcome, learned, params)
+        raw_lines = _cut_learned_sentences(cleaned, raw_lines)
+    given = article.title is not None
+    return [render(cleaned, raw_lines, color=color, title_given=given), *notes], verdict
+
+
+def _suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
+def _from_stdin(kind: str | None) -> Record:
+    data = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    if kind == "html" or (kind is None and _LOOKS_LIKE_HTML.match(data)):
+        return Record("-", {"html": data})
+    if kind is None and data.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(data)
+        except json.JSONDecodeError as exc:
+            return Record("-", None, f"invalid JSON: {exc.msg} at line {exc.lineno}")
+        if isinstance(parsed, dict):
+            return Record("-", parsed)
+    return Record("-", {"text": data})
+
+
+def _inspect_records(args: argparse.Namespace) -> list[Record]:
+    """The documents the FILE arguments name, each with its article or why it cannot be read."""
+    found: list[Record] = []
+    for name in args.files:
+        if name == "-" and args.line is not None:
+            found.append(Record(name, None, "--line picks an article of a .jsonl file"))
+            continue
+        if name == "-":
+            found.append(_from_stdin(args.kind))
+            continue
+        for path in expand([Path(name)]):
+            kind = _suffix(path)
+            if args.line is not None and kind not in JSONL_SUFFIXES:
+                found.append(Record(str(path), None, "--line picks an article of a .jsonl file"))
+            elif args.line is not None:
+                origin = f"{path}:{args.line}"
+                # A file that cannot be read answers one record, under the path alone.
+                picked = [r for r in records(path) if r.origin in {origin, str(path)}]
+                found.extend(picked or [Record(origin, None, "no article on that line")])
+            elif kind not in KNOWN and args.kind is not None:
+                # A file named otherwise, read as --html or --text says.
+                try:
+                    data = path.read_bytes().decode("utf-8", errors="replace")
+                except OSError as exc:
+                    found.append(Record(str(path), None, f"cannot read: {exc.strerror or exc}"))
+                else:
+                    found.append(Record(str(path), {args.kind: data}))
+            else:
+                found.extend(records(path))
+    return found
+
+
+async def _learned_of(settings: Settings, source: str) -> frozenset[str]:
+    """What ``source`` has learned, read from Redis (one read; nothing is counted or written)."""
+    from .index import Store, connect
+    from .keys import Keys
+
+    client = connect(_redis_url_for_tools(settings), timeout_s=settings.redis_timeout_s)
+    keys = Keys(settings.key_prefix, settings.articles_stream, settings.duplicates_stream)
+    store = Store(
+        client,
+        keys,
+        threshold=settings.dedup_threshold,
+        window_s=settings.dedup_window_s,
+        stream_maxlen=settings.stream_maxlen,
+        meta={},
+        timeout_s=settings.redis_timeout_s,
+    )
+    try:
+        return (await store.learned_for([source]))[source]
+    finally:
+        await client.aclose()
+
+
+def _invalid(origin: str, error: ItemError) -> str:
+    details = "; ".join(f"{d.get('field')}: {d.get('message')}" for d in error.details)
+    return f"{origin}: {error.message}" + (f" ({details})" if details else "")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .app import params_of
+    from .errors import StoreUnavailable
+    from .prepare import validate
+
+    settings = settings_from(args)
+    given = [name for name in _REDIS_FLAGS if getattr(args, name) is not None]
+    if given and args.source is None:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        print(
+            f"news-ingest inspect: {flags}: Redis is read only with --source NAME", file=sys.stderr
+        )
+        return 2
+    if args.line is not None and args.line < 1:
+        print("news-ingest inspect: --line counts from 1", file=sys.stderr)
+        return 2
+    documents = _inspect_records(args)
+    learned: frozenset[str] = frozenset()
+    if args.source is not None and any(d.article is not None for d in documents):
+        try:
+            learned = asyncio.run(_learned_of(settings, args.source))
+        # SystemExit: no Redis URL anywhere, and _redis_url_for_tools says where to give one.
+        except (SystemExit, StoreUnavailable) as exc:
+            print(f"news-ingest inspect: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"source {args.source!r} has learned {len(learned)} segment(s) "
+            f"(prefix {settings.key_prefix!r}); they are marked learned:*"
+        )
+    color = sys.stdout.isatty() if args.color is None else args.color
+    params = params_of(settings)
+    status = 0
+    printed = False
+    for document in documents:
+        if document.article is None:
+            print(f"news-ingest inspect: {document.origin}: {document.error}", file=sys.stderr)
+            status = 2
+            continue
+        given_title = {} if args.title is None else {"title": args.title}
+        article = validate({**document.article, **given_title})
+        if isinstance(article, ItemError):
+            print(f"news-ingest inspect: {_invalid(document.origin, article)}", file=sys.stderr)
+            status = 2
+            continue
+        shown, verdict = _inspect_article(article, params, learned, color=color)
+        header = f"== {document.origin}"
+        print(("\n" if printed else "") + (f"\x1b[1m{header}\x1b[0m" if color else header))
+        printed = True
+        for part in shown:
+            print(part)
+        if verdict is not None:
+            print(f"would be rejected with {verdict.status} {verdict.code}: {verdict.message}")
+            status = max(status, 1)
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="news-ingest", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -421,6 +793,61 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--count", type=int, default=None, help="stop after N events")
     tail.add_argument("--json", action="store_true", help="raw entries as JSON lines")
     tail.set_defaults(func=cmd_tail)
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="show a document with what cleaning removes marked, and why (stores nothing)",
+    )
+    inspect.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help=".txt, .html, .json (an article as the API takes it), .jsonl, a directory, "
+        "or - for stdin",
+    )
+    inspect.add_argument(
+        "--line", type=int, default=None, metavar="N", help="only line N of a .jsonl"
+    )
+    kind = inspect.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--html",
+        dest="kind",
+        action="store_const",
+        const="html",
+        help="read stdin, and files of no known suffix, as HTML (stdin is guessed otherwise)",
+    )
+    kind.add_argument(
+        "--text",
+        dest="kind",
+        action="store_const",
+        const="text",
+        help="read stdin, and files of no known suffix, as raw text",
+    )
+    inspect.add_argument("--title", default=None, help="the title, as a client would send it")
+    color = inspect.add_mutually_exclusive_group()
+    color.add_argument(
+        "--color",
+        dest="color",
+        action="store_const",
+        const=True,
+        default=None,
+        help="colour even when stdout is not a terminal",
+    )
+    color.add_argument(
+        "--no-color",
+        dest="color",
+        action="store_const",
+        const=False,
+        help="no colour even on a terminal (default: colour when stdout is one)",
+    )
+    inspect.add_argument(
+        "--source",
+        default=None,
+        metavar="NAME",
+        help="also remove what source NAME has learned (reads it from Redis, writes nothing)",
+    )
+    _add_settings_flags(inspect, *_REDIS_FLAGS, "max_html_bytes")
+    inspect.set_defaults(func=cmd_inspect)
 
     info = sub.add_parser("index-info", help="LSH parameters and their match curve")
     _add_settings_flags(

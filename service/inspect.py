@@ -39,7 +39,9 @@ def _paint(text: str, style: str, color: bool) -> str:
     return f"{style}{text}{_RESET}" if color else text
 
 
-def render(cleaned: Cleaned, raw_lines: Iterable[str], *, color: bool = False) -> str:
+def render(
+    cleaned: Cleaned, raw_lines: Iterable[str], *, color: bool = False, title_given: bool = False
+) -> str:
     """The document line by line with its removals marked, then a count per layer and rule.
 
     ``raw_lines`` are the lines of the original document (``raw.splitlines()``); blank ones
@@ -50,7 +52,9 @@ def render(cleaned: Cleaned, raw_lines: Iterable[str], *, color: bool = False) -
     removals: dict[str, list[str]] = {}
     for removed in cleaned.removed:
         removals.setdefault(removed.text, []).append(f"{removed.layer}:{removed.reason}")
-    title_left = cleaned.title is not None
+    # A title read off the text is its first copy there; a title the client gave is not a line
+    # of the text, whose copies of it are repeats.
+    title_left = cleaned.title is not None and not title_given
     out: list[str] = []
     for raw in raw_lines:
         line = normalise_line(raw)
@@ -59,13 +63,15 @@ def render(cleaned: Cleaned, raw_lines: Iterable[str], *, color: bool = False) -
         if kept[line] > 0:
             kept[line] -= 1
             out.append(f"  {line}")
+        elif title_left and line == cleaned.title:
+            # The cleaner takes the first copy of a headline as the title and removes the
+            # later ones as repeats, so the first copy met is the title.
+            title_left = False
+            out.append(_paint(f"= [title] {line}", _TITLE_STYLE, color))
         elif removals.get(line):
             reason = removals[line].pop(0)
             prefix = _paint(f"- [{reason}]", _REASON_STYLE, color)
             out.append(f"{prefix} {_paint(line, _REMOVED_STYLE, color)}")
-        elif title_left and line == cleaned.title:
-            title_left = False
-            out.append(_paint(f"= [title] {line}", _TITLE_STYLE, color))
         else:
             out.append(_paint(f"? {line}", _UNKNOWN_STYLE, color))
     out.append("")

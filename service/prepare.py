@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .clean import Cleaned
+from .clean import Cleaned, Removed
 from .clean.html import extract_html
 from .clean.learned import LAYER as LEARNED_LAYER
-from .clean.learned import apply_learned, segment_digests
-from .clean.text import clean_text
+from .clean.learned import apply_learned, is_learned, segment_digests
+from .clean.text import clean_text, infer_title
 from .errors import InputError, RejectedContent
 from .fingerprint import fingerprint
 from .models import ArticleIn, ArticlePayload, ItemError, Params, Prepared
@@ -254,6 +254,9 @@ def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
     if fp.word_count == 0:
         return _nothing_left(field_name)
     source = article.source or (host_of(article.url) if article.url else None) or "unknown"
+    inferred = (
+        [cleaned.title] if cleaned.title and article.title is None and article.html is None else []
+    )
     counts: dict[str, int] = {}
     for seg in cleaned.removed:
         counts[seg.layer] = counts.get(seg.layer, 0) + 1
@@ -280,8 +283,10 @@ def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
         url=article.url,
         payload_json=payload.model_dump_json(),
         removed=[(seg.text, seg.layer, seg.reason) for seg in cleaned.removed],
-        segments=tuple(segment_digests(cleaned.paragraphs)),
+        segments=tuple(segment_digests([*inferred, *cleaned.paragraphs])),
         field=field_name,
+        title_inferred=bool(inferred),
+        next_title=cleaned.next_title,
         shingle_count=fp.shingle_count,
         anchors=tuple(fp.anchors),
         url_key=url_key(article.url),
@@ -346,11 +351,23 @@ def apply_source_learning(
     # Cleaned paragraphs never hold a newline (split_lines splits on every line separator),
     # so the blank-line join of Cleaned.text splits back exactly.
     result = apply_learned(payload.text.split("\n\n"), learned)
-    if not result.removed:
+    title, paragraphs, removed = payload.title, list(result.paragraphs), list(result.removed)
+    earlier = prepared.removed
+    if prepared.title_inferred and title and is_learned(title, learned):
+        # The line taken for the headline is the site's tagline. The headline is the next
+        # line that reads like one: still in the body, or dropped there as a short line.
+        removed.insert(0, Removed(title, LEARNED_LAYER, "source_repeated_title"))
+        title = prepared.next_title
+        if title is None:
+            title, paragraphs = infer_title(paragraphs)
+        else:
+            paragraphs = [p for p in paragraphs if p != title]
+            earlier = [r for r in earlier if r[0] != title]
+    if not removed:
         return prepared
-    if not result.paragraphs:
+    if not paragraphs:
         return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")
-    text = "\n\n".join(result.paragraphs)
+    text = "\n\n".join(paragraphs)
     fp = fingerprint(
         text,
         num_perm=params.num_perm,
@@ -361,9 +378,10 @@ def apply_source_learning(
     if fp.word_count == 0:
         return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")
     counts = dict(payload.removed_counts)
-    counts[LEARNED_LAYER] = counts.get(LEARNED_LAYER, 0) + len(result.removed)
+    counts[LEARNED_LAYER] = counts.get(LEARNED_LAYER, 0) + len(removed)
     payload = payload.model_copy(
         update={
+            "title": title,
             "text": text,
             "word_count": fp.word_count,
             "content_hash": fp.content_hash,
@@ -378,7 +396,7 @@ def apply_source_learning(
         shingle_count=fp.shingle_count,
         anchors=tuple(fp.anchors),
         payload_json=payload.model_dump_json(),
-        removed=[*prepared.removed, *((r.text, r.layer, r.reason) for r in result.removed)],
+        removed=[*earlier, *((r.text, r.layer, r.reason) for r in removed)],
     )
 
 

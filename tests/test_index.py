@@ -239,6 +239,38 @@ async def test_superset_is_published_as_an_update_of_its_story(
     assert (tail.relation, tail.duplicate_of) == ("excerpt", "story")
 
 
+async def test_a_second_excerpt_is_judged_against_the_story_not_the_first(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    paragraphs = _long_story(20, paragraphs=20).split("\n\n")
+    lead = "\n\n".join(paragraphs[:11])  # the first 55%
+    inner = "\n\n".join(paragraphs[3:11])  # 15% to 55%: closer to the lead than to the story
+    decisions = await store.decide_many(
+        [
+            prepared("story", "\n\n".join(paragraphs)),
+            prepared("lead", lead),
+            prepared("inner", inner),
+        ],
+        dry_run=False,
+    )
+    assert [(d.relation, d.duplicate_of) for d in decisions] == [
+        (None, None),
+        ("excerpt", "story"),
+        ("excerpt", "story"),
+    ]
+
+
+async def test_a_copy_with_some_extra_chrome_is_a_copy_not_an_update(make_store: MakeStore) -> None:
+    store = make_store()
+    full = _long_story(21)
+    chrome = "\n\n".join(_long_story(22, paragraphs=2).split("\n\n"))  # ~20% more text
+    decisions = await store.decide_many(
+        [prepared("story", full), prepared("copy", full + "\n\n" + chrome)], dry_run=False
+    )
+    assert (decisions[1].status, decisions[1].relation) == ("duplicate", "near_duplicate")
+
+
 async def test_different_stories_sharing_a_paragraph_stay_apart(
     make_store: MakeStore,
 ) -> None:
@@ -249,6 +281,19 @@ async def test_different_stories_sharing_a_paragraph_stay_apart(
     b = shared + "\n\n" + b
     decisions = await store.decide_many([prepared("a", a), prepared("b", b)], dry_run=False)
     assert [d.status for d in decisions] == ["unique", "unique"]
+
+
+async def test_a_passage_many_stories_share_is_no_evidence_of_containment(
+    make_store: MakeStore,
+) -> None:
+    """A disclaimer printed under twenty stories does not make it an excerpt of one of them."""
+    store = make_store()
+    disclaimer = _long_story(90, paragraphs=2)
+    stories = [prepared(f"s{i}", _long_story(100 + i) + "\n\n" + disclaimer) for i in range(20)]
+    decisions = await store.decide_many(stories, dry_run=False)
+    assert [d.status for d in decisions] == ["unique"] * 20
+    (alone,) = await store.decide_many([prepared("alone", disclaimer)], dry_run=False)
+    assert alone.relation != "excerpt"
 
 
 async def test_same_url_under_another_id_is_a_revision(

@@ -163,6 +163,33 @@ async def test_a_new_template_is_learned_and_stock_sentences_are_not(
     assert digest(stock) not in members
 
 
+async def test_a_tagline_taken_for_the_title_is_learned_and_the_headline_restored(
+    client: Client,
+) -> None:
+    tagline = "Example Herald — Your Daily Local News"
+    bodies = _bodies(4, seed=12)
+    for i, body in enumerate(bodies[:3]):
+        text = f"{tagline}\n\nHeadline number {i} of the week\n\n{body}"
+        first = await _post(client, {"id": f"h{i}", "source": "herald", "text": text}, dry_run=True)
+        assert first["article"]["title"] == tagline  # what the first layers make of it
+        await _post(client, {"id": f"h{i}", "source": "herald", "text": text})
+    text = f"{tagline}\n\nCouncil delays the vote on the bridge\n\n{bodies[3]}"
+    preview = await _post(client, {"source": "herald", "text": text}, dry_run=True)
+    article = preview["article"]
+    assert article["title"] == "Council delays the vote on the bridge"
+    assert tagline not in article["text"]
+    assert "Council delays" not in article["text"]
+    assert {"text": tagline, "layer": "learned", "reason": "source_repeated_title"} in article[
+        "removed"
+    ]
+
+
+def test_stripping_a_learned_sentence_keeps_the_rest_of_the_line_as_it_was() -> None:
+    body = "He said: “We will not comply.” Officials disagreed (sharply.) “It is the law.”"
+    result = apply_learned([f"{body} {GLUED}"], frozenset({digest(GLUED)}))
+    assert result.paragraphs == (body,)
+
+
 async def test_an_article_of_template_only_is_a_422(client: Client) -> None:
     for i, body in enumerate(_bodies(3, seed=9)):
         await _post(client, {"id": f"t{i}", "source": "courier", "text": _article(i, body)})

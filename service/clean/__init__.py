@@ -33,6 +33,10 @@ class Cleaned:
     published_at: str | None = None  # as found in the document; the API validates its own field
     sitename: str | None = None
     language: str | None = None
+    # When the title was inferred from raw text: the next line that reads like a headline.
+    # If the inferred title turns out to be a site's tagline (the learned layer knows), this
+    # is the headline.
+    next_title: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -33,11 +33,12 @@ MAX_SEGMENT_CHARS = 600
 # An article contributes at most this many digests, bounding the Redis work per article.
 MAX_SEGMENTS = 256
 
-# A sentence ends at . ! ? or … followed by a space and what can start the next sentence.
+# A sentence ends at . ! ? or …, with the closing quotes or brackets after it, where a space
+# and what can start the next sentence follow; group 1 is the space between the two.
 # Runs of anything but letters and digits (\W leaves "_" alone, so it is named too).
 _NOT_ALNUM = re.compile(r"[\W_]+")
 _LETTER = re.compile(r"[^\W\d_]")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])[\"'”’»)\]]*\s+(?=[\"'“‘«(\[]?[\w¿¡])")
+_SENTENCE_BREAK = re.compile(r"[.!?…][\"'”’»)\]]*(\s+)(?=[\"'“‘«(\[]?[\w¿¡])")
 
 
 def segment_key(segment: str) -> str:
@@ -50,10 +51,20 @@ def digest(segment: str) -> str:
     return xxhash.xxh3_64_hexdigest(segment_key(segment).encode("utf-8"))
 
 
+def sentence_spans(line: str) -> list[tuple[int, int]]:
+    """Where each sentence of one line starts and ends, as slices of the line itself."""
+    spans = []
+    start = 0
+    for match in _SENTENCE_BREAK.finditer(line):
+        spans.append((start, match.start(1)))
+        start = match.end(1)
+    spans.append((start, len(line)))
+    return [(a, b) for a, b in spans if line[a:b].strip()]
+
+
 def sentences(line: str) -> list[str]:
     """The sentences of one line (the line itself when it holds one)."""
-    parts = [part.strip() for part in _SENTENCE_BREAK.split(line)]
-    return [part for part in parts if part]
+    return [line[a:b] for a, b in sentence_spans(line)]
 
 
 def _countable(segment: str) -> bool:
@@ -89,6 +100,11 @@ class LearnedResult:
     removed: tuple[Removed, ...]
 
 
+def is_learned(segment: str, learned: frozenset[str]) -> bool:
+    """Whether the source has learned ``segment`` as part of its template."""
+    return bool(learned) and digest(segment) in learned
+
+
 def _strip_edges(parts: Sequence[str], learned: frozenset[str]) -> tuple[int, int]:
     """How many learned sentences lead and trail ``parts`` (never all of them)."""
     start = 0
@@ -110,8 +126,9 @@ def apply_learned(paragraphs: Sequence[str], learned: frozenset[str]) -> Learned
         if digest(line) in learned:
             removed.append(Removed(line, LAYER, "source_repeated_line"))
             continue
-        parts = sentences(line)
-        if len(parts) > 1:
+        spans = sentence_spans(line)
+        if len(spans) > 1:
+            parts = [line[a:b] for a, b in spans]
             start, end = _strip_edges(parts, learned)
             if start or end < len(parts):
                 removed.extend(
@@ -120,6 +137,7 @@ def apply_learned(paragraphs: Sequence[str], learned: frozenset[str]) -> Learned
                 )
                 if start == end:
                     continue
-                line = " ".join(parts[start:end])
+                # A slice of the line as it was: its quotes and spacing stay untouched.
+                line = line[spans[start][0] : spans[end - 1][1]]
         kept.append(line)
     return LearnedResult(tuple(kept), tuple(removed))

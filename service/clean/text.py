@@ -710,12 +710,15 @@ def document_layer(
 
 def _clean_lines(
     lines: Sequence[str], title: str | None, *, infer: bool, features: bool
-) -> tuple[str | None, list[str], list[Removed]]:
+) -> tuple[str | None, list[str], list[Removed], str | None]:
     after_rules, removed = rules_layer(lines)
     kept = after_rules
+    next_title = None
     if infer and title is None:
         # The headline moves to the title field; it is not boilerplate, so it is not reported.
         title, kept = infer_title(kept)
+        if title is not None:
+            next_title = infer_title(kept)[0]
     kept, repeats = document_layer(kept, title, reference=lines)
     dropped: list[Removed] = []
     if features:
@@ -730,7 +733,7 @@ def _clean_lines(
         dropped += more
         labels += more_labels
         changed = bool(more or more_labels)
-    return title, kept, removed + repeats + dropped + labels
+    return title, kept, removed + repeats + dropped + labels, next_title
 
 
 def _features_context(
@@ -778,7 +781,7 @@ def clean_paragraphs(
 ) -> tuple[list[str], list[Removed]]:
     """Run the rules and in-document layers over body paragraphs (for extractor output)."""
     lines = [line for paragraph in paragraphs for line in split_lines(paragraph)]
-    _, kept, removed = _clean_lines(lines, _normalise_title(title), infer=False, features=False)
+    _, kept, removed, _ = _clean_lines(lines, _normalise_title(title), infer=False, features=False)
     return kept, removed
 
 
@@ -795,7 +798,7 @@ def clean_text(raw: str, title: str | None = None) -> Cleaned:
     lines = split_lines(raw)
     if not lines:
         raise RejectedContent("empty_text", "the text is empty or only whitespace", field="text")
-    clean_title, paragraphs, removed = _clean_lines(
+    clean_title, paragraphs, removed, next_title = _clean_lines(
         lines, _normalise_title(title), infer=True, features=True
     )
     if not paragraphs:
@@ -804,4 +807,9 @@ def clean_text(raw: str, title: str | None = None) -> Cleaned:
             "no article text left after removing boilerplate",
             field="text",
         )
-    return Cleaned(title=clean_title, paragraphs=tuple(paragraphs), removed=tuple(removed))
+    return Cleaned(
+        title=clean_title,
+        paragraphs=tuple(paragraphs),
+        removed=tuple(removed),
+        next_title=next_title,
+    )

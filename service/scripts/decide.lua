@@ -47,13 +47,18 @@ local art_key, hash_key, articles, duplicates = KEYS[1], KEYS[2], KEYS[3], KEYS[
 -- An excerpt or superset needs this many anchors on its contained side: fewer is too small a
 -- sample to tell a teaser from a shared stock phrase.
 local MIN_ANCHORS = 3
--- The new text of a superset, and the text an excerpt leaves out, as a share of the
--- contained article's shingles: below it, the two are near-duplicates of each other.
+-- The text an excerpt leaves out, and the new text of a superset, as a share of the larger
+-- and of the contained article's shingles: below them, the two are near-duplicates. A copy
+-- carrying leftover site chrome runs up to ~1.3x its original's shingles (bench/
+-- dedup_quality.py), so an update must add more than that to count as one.
 local MIN_DIFFERENCE = 0.2
+local MIN_NEW_TEXT = 0.3
 -- An anchor shared by more articles than this in the window is a stock phrase, not evidence.
 local PER_ANCHOR = 16
 -- Containment candidates verified per decision, the best-anchored first.
 local MAX_CONTAINERS = 8
+-- LSH candidates verified per decision, those sharing the most bands first.
+local MAX_VERIFIED = 32
 
 local bands, anchors = {}, {}
 for i = 1, nbands do bands[i] = (i - 1) .. ":" .. ARGV[17 + i] end
@@ -72,14 +77,23 @@ local function or_null(v)
 end
 
 -- Fraction of equal positions of two packed uint32 signatures: the MinHash estimate of
--- their Jaccard similarity.
-local function similarity(a, b)
+-- their Jaccard similarity. With `floor`, it gives up (answering -1) as soon as the estimate
+-- cannot reach it: most LSH candidates are strangers, and they are told apart in half the
+-- comparisons.
+local function similarity(a, b, floor)
   if not a or not b or #a ~= #b or #a == 0 then return 0 end
-  local equal = 0
+  local n = #a / 4
+  local allowed = floor and math.floor((1 - floor) * n + 1e-9) or n
+  local equal, differ = 0, 0
   for i = 1, #a, 4 do
-    if string.sub(a, i, i + 3) == string.sub(b, i, i + 3) then equal = equal + 1 end
+    if string.sub(a, i, i + 3) == string.sub(b, i, i + 3) then
+      equal = equal + 1
+    else
+      differ = differ + 1
+      if differ > allowed then return -1 end
+    end
   end
-  return equal / (#a / 4)
+  return equal / n
 end
 
 local function round3(x) return math.floor(x * 1000 + 0.5) / 1000 end
@@ -177,7 +191,8 @@ local function index_member(published)
     redis.call("SET", hash_key, id, "PX", window_ms)
     -- A later article at this url under another id is a revision of this story.
     if url_key then redis.call("SET", url_key, id, "PX", window_ms) end
-    append("anc", anchors, anc_lookup()[0], PER_ANCHOR)
+    -- One more than PER_ANCHOR is kept, so a stock phrase stays recognisable as one.
+    append("anc", anchors, anc_lookup()[0], PER_ANCHOR + 1)
   end
 end
 
@@ -265,39 +280,65 @@ end
 -- b, the shared shingles number J(a+b)/(1+J).
 if nbands > 0 then
   local best_canonical, best_sim, best_member, best_size = nil, -1, nil, nil
-  local seen = {}
+  -- Count the bands each candidate shares first, then verify the most promising: a true copy
+  -- shares several (about 5 of 42 at the threshold), a stranger at most one or two, and a
+  -- flood of low-entropy text could otherwise fill every bucket and make each decision verify
+  -- thousands of signatures.
+  local shared_bands, order = {}, {}
   local values = lsh_lookup()
   for back = 0, 2 do
     for b = 1, nbands do
       local ids = members(values[back][b])
       for j = 1, math.min(#ids, per_bucket) do
         local cand = ids[j]
-        if not seen[cand] and cand ~= id then
-          seen[cand] = true
-          local c = redis.call("HMGET", ns .. "art:" .. cand, "sig", "size")
-          local sim = similarity(c[1], sig)
-          -- Ties go to the smaller id, so the answer does not depend on bucket order.
-          if sim >= threshold and (sim > best_sim or (sim == best_sim and cand < best_member)) then
-            local canonical = canonical_of(cand)
-            if canonical then
-              best_canonical, best_sim, best_member = canonical, sim, cand
-              best_size = tonumber(c[2])
-            end
-          end
+        if cand ~= id then
+          if not shared_bands[cand] then shared_bands[cand] = 0; order[#order + 1] = cand end
+          shared_bands[cand] = shared_bands[cand] + 1
         end
       end
     end
   end
+  table.sort(order, function(a, b)
+    if shared_bands[a] ~= shared_bands[b] then return shared_bands[a] > shared_bands[b] end
+    return a < b
+  end)
+  for j = 1, math.min(#order, MAX_VERIFIED) do
+    local cand = order[j]
+    local c = redis.call("HMGET", ns .. "art:" .. cand, "sig", "size")
+    local sim = similarity(c[1], sig, threshold)
+    -- Ties go to the smaller id, so the answer does not depend on bucket order.
+    if sim >= threshold and (sim > best_sim or (sim == best_sim and cand < best_member)) then
+      local canonical = canonical_of(cand)
+      if canonical then
+        best_canonical, best_sim, best_member = canonical, sim, cand
+        best_size = tonumber(c[2])
+      end
+    end
+  end
   if best_canonical then
-    if best_size and best_size > 0 and size > 0 then
-      local shared = best_sim * (size + best_size) / (1 + best_sim)
-      if size <= (1 - MIN_DIFFERENCE) * best_size and shared / size >= containment then
-        return duplicate_event("excerpt", best_canonical, best_sim, round3(math.min(1, shared / size)))
+    -- An excerpt is one of the story, not of the copy that matched best: a second excerpt is
+    -- close to the first, while it is the story it is cut from. A superset is one of the
+    -- member matched: the copy of an update is a copy, not another update.
+    local function contained(rel_sim, rel_size)
+      if not rel_size or rel_size <= 0 or size <= 0 then return nil end
+      return rel_sim * (size + rel_size) / (1 + rel_sim)
+    end
+    local story_sim, story_size = best_sim, best_size
+    if best_member ~= best_canonical then
+      local c = redis.call("HMGET", ns .. "art:" .. best_canonical, "sig", "size")
+      story_sim, story_size = similarity(c[1], sig), tonumber(c[2])
+    end
+    for _, against in ipairs({{story_sim, story_size}, {best_sim, best_size}}) do
+      local shared = contained(against[1], against[2])
+      if shared and size <= (1 - MIN_DIFFERENCE) * against[2] and shared / size >= containment then
+        return duplicate_event("excerpt", best_canonical, against[1],
+          round3(math.min(1, shared / size)))
       end
-      if size >= (1 + MIN_DIFFERENCE) * best_size and shared / best_size >= containment then
-        return article_published("article.updated", "updated", "superset", best_canonical,
-          best_sim, round3(math.min(1, shared / best_size)))
-      end
+    end
+    local shared = contained(best_sim, best_size)
+    if shared and size >= (1 + MIN_NEW_TEXT) * best_size and shared / best_size >= containment then
+      return article_published("article.updated", "updated", "superset", best_canonical,
+        best_sim, round3(math.min(1, shared / best_size)))
     end
     return duplicate_event("near_duplicate", best_canonical, best_sim, nil)
   end
@@ -310,12 +351,19 @@ end
 if #anchors > 0 then
   local hits, order = {}, {}
   local values = anc_lookup()
+  -- This article's anchors that can tell anything: not stock phrases.
+  local informative = 0
   for i = 1, #anchors do
-    local counted = {}
+    local lists, common = {}, false
     for back = 0, 2 do
-      local ids = members(values[back][i])
-      if #ids <= PER_ANCHOR then
-        for _, cand in ipairs(ids) do
+      lists[back] = members(values[back][i])
+      if #lists[back] > PER_ANCHOR then common = true end
+    end
+    if not common then
+      informative = informative + 1
+      local counted = {}
+      for back = 0, 2 do
+        for _, cand in ipairs(lists[back]) do
           if cand ~= id and not counted[cand] then
             counted[cand] = true
             if not hits[cand] then hits[cand] = 0; order[#order + 1] = cand end
@@ -337,14 +385,14 @@ if #anchors > 0 then
     local c = redis.call("HMGET", ns .. "art:" .. cand, "status", "size", "nanc", "sig")
     local csize, cnanc = tonumber(c[2]), tonumber(c[3])
     if c[1] and c[1] ~= "duplicate" and csize and cnanc and cnanc > 0 then
-      local inside = h / #anchors   -- of this article, inside the candidate
+      local inside = h / math.max(1, informative)  -- of this article, inside the candidate
       local covered = h / cnanc      -- of the candidate, inside this article
       local relation, score = nil, 0
-      if #anchors >= MIN_ANCHORS and inside >= containment
+      if informative >= MIN_ANCHORS and inside >= containment
           and size <= (1 - MIN_DIFFERENCE) * csize then
         relation, score = "excerpt", inside
       elseif cnanc >= MIN_ANCHORS and covered >= containment
-          and size >= (1 + MIN_DIFFERENCE) * csize then
+          and size >= (1 + MIN_NEW_TEXT) * csize then
         relation, score = "superset", covered
       end
       if relation and (not best or score > best.score) then
