@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import os
 import random
-import re
 import statistics
-import tempfile
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from functools import cache
-from pathlib import Path
+
+from _service import build_sentence_pool, sentence_pool
 
 from service.fingerprint import index_meta
 from service.index import Store, connect
@@ -36,52 +34,15 @@ BATCH = 200
 PARAMS = Params()  # the service's defaults
 
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "trafilatura-eval"
-SENTENCES = Path(tempfile.gettempdir()) / "news-ingest-bench-sentences.txt"
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
-
-
 def _words(seed: int = 7, size: int = 60_000) -> list[str]:
     rng = random.Random(seed)
     letters = "abcdefghijklmnopqrstuvwxyz"
     return sorted({"".join(rng.choices(letters, k=rng.randint(2, 10))) for _ in range(size)})
 
 
-def _extract_sentences(path: Path) -> list[str]:
-    import trafilatura
-
-    text = trafilatura.extract(gzip.decompress(path.read_bytes()).decode("utf-8", "replace")) or ""
-    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if len(s.split()) >= 6]
-
-
-def build_sentence_pool(workers: int) -> str:
-    """Real sentences from the trafilatura-eval pages, one per line, cached in a temp file.
-
-    Stories built from real sentences (with most words swapped, see ``make_prepared``) have
-    the background similarity of real news: character 7-grams of two unrelated stories share
-    about 1%. Random words from a small vocabulary share far more and would make every article
-    a candidate of every other, which no real index sees. Without the corpus, stories of
-    random letter-words are used instead.
-    """
-    if SENTENCES.exists():
-        return "corpus sentences (cached)"
-    pages = sorted((CORPUS / "html").glob("*.html.gz")) if CORPUS.is_dir() else []
-    if not pages:
-        return "random letter-words (no corpus at ../shared/corpora)"
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        found = sorted({s for page in pool.map(_extract_sentences, pages) for s in page})
-    SENTENCES.write_text("\n".join(found), encoding="utf-8")
-    return f"{len(found)} corpus sentences"
-
-
 @cache
 def _sentences() -> tuple[list[str], list[str]]:
-    """The sentence pool and every word in it (repeats kept: drawing from it follows the
-    words' real frequencies)."""
-    if not SENTENCES.exists():
-        return [], []
-    pool = SENTENCES.read_text(encoding="utf-8").splitlines()
-    return pool, [word for sentence in pool for word in sentence.split()]
+    return sentence_pool()
 
 
 @cache

@@ -168,22 +168,33 @@ def verified_probability(similarity: float, num_perm: int, threshold: float) -> 
     )
 
 
+# Where LSH recall is required: this many standard deviations of the signature estimate
+# above the threshold. Below it, the verification itself matches a pair only part of the time
+# (exactly at the threshold, half the time), so banding for full recall there would buy little
+# and cost much: every extra band multiplies the strangers that become candidates.
+RECALL_MARGIN_SD = 2.0
+
+
 @cache
 def lsh_params(threshold: float, num_perm: int, min_recall: float = 0.97) -> tuple[int, int]:
-    """Bands and rows: the most rows per band (fewest candidates) that still make a pair at
-    exactly ``threshold`` share a bucket with probability ``min_recall`` or more.
+    """Bands and rows: the most rows per band (fewest candidates) that still make a pair that
+    the signature estimate reliably puts above ``threshold`` (``RECALL_MARGIN_SD`` deviations
+    above it) share a bucket with probability ``min_recall`` or more.
 
-    Recall is what matters: every candidate is verified against its stored signature, so a
-    false candidate costs one comparison, while a missed one publishes a story twice.
+    At 0.5 and 128 permutations that is 32 bands x 4 rows, where banding for recall exactly at
+    0.5 would take 42 x 3: measured in bench/capacity.py, those 42 bands made about a hundred
+    times more strangers candidates, and the cost of a decision grew with the index.
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     if num_perm < 2:
         raise ValueError(f"num_perm must be at least 2 for LSH banding, got {num_perm}")
+    deviation = (threshold * (1 - threshold) / num_perm) ** 0.5
+    target = min(1.0, threshold + RECALL_MARGIN_SD * deviation)
     best = (num_perm, 1)  # one row per band: every shared value is a candidate
     for rows in range(1, num_perm // 2 + 1):
         bands = num_perm // rows
-        if match_probability(threshold, bands, rows) >= min_recall:
+        if match_probability(target, bands, rows) >= min_recall:
             best = (bands, rows)
     return best
 

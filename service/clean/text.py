@@ -713,12 +713,12 @@ def _clean_lines(
 ) -> tuple[str | None, list[str], list[Removed], str | None]:
     after_rules, removed = rules_layer(lines)
     kept = after_rules
-    next_title = None
+    inferred = False
     if infer and title is None:
         # The headline moves to the title field; it is not boilerplate, so it is not reported.
         title, kept = infer_title(kept)
-        if title is not None:
-            next_title = infer_title(kept)[0]
+        inferred = title is not None
+    below_title = list(kept)
     kept, repeats = document_layer(kept, title, reference=lines)
     dropped: list[Removed] = []
     if features:
@@ -733,7 +733,21 @@ def _clean_lines(
         dropped += more
         labels += more_labels
         changed = bool(more or more_labels)
+    next_title = _next_title(below_title, kept, dropped) if inferred else None
     return title, kept, removed + repeats + dropped + labels, next_title
+
+
+# What the features layer drops for being short or alone, a headline can be; never a menu.
+_HEADLINE_DROPS = frozenset({"short_line", "isolated_text", "outside_body"})
+
+
+def _next_title(
+    below: Sequence[str], kept: Sequence[str], dropped: Sequence[Removed]
+) -> str | None:
+    """The first line under an inferred title that reads like a headline and is either kept
+    or was dropped only for being short: the headline, should the title be a site tagline."""
+    allowed = set(kept) | {r.text for r in dropped if r.reason in _HEADLINE_DROPS}
+    return next((line for line in below if line in allowed and _looks_like_headline(line)), None)
 
 
 def _features_context(
