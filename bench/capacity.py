@@ -153,19 +153,24 @@ async def decision_cost(store: Store, probes: list[Prepared]) -> tuple[float, fl
 async def run(args: argparse.Namespace) -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     prefix = f"bench-cap-{uuid.uuid4().hex[:8]}"
-    store = Store(
-        connect(args.redis_url, timeout_s=30.0),
-        Keys(prefix),
-        threshold=PARAMS.threshold,
-        window_s=3600,
-        stream_maxlen=10_000_000,
-        meta=index_meta(
-            num_perm=PARAMS.num_perm,
-            shingle_size=PARAMS.shingle_size,
+
+    def make_store(name: str) -> Store:
+        return Store(
+            connect(args.redis_url, timeout_s=30.0),
+            Keys(name),
             threshold=PARAMS.threshold,
-            shingle_unit=PARAMS.shingle_unit,
-        ),
-    )
+            window_s=3600,
+            stream_maxlen=10_000_000,
+            meta=index_meta(
+                num_perm=PARAMS.num_perm,
+                shingle_size=PARAMS.shingle_size,
+                threshold=PARAMS.threshold,
+                shingle_unit=PARAMS.shingle_unit,
+            ),
+        )
+
+    store = make_store(prefix)
+    small = make_store(f"{prefix}-small")
     text = build_sentence_pool(os.cpu_count() or 1)
     print("news-ingest capacity benchmark")
     print(f"  stories built from {text}")
@@ -199,9 +204,11 @@ async def run(args: argparse.Namespace) -> None:
                 per_article = memory / filled
                 rows.append((size, cost, server_cost, per_article, kinds, filled))
                 print(f"... {size:>7} indexed: {per_article / 1024:.1f} KiB per article")
+            paired = await paired_rounds(store, small, pool, sizes[0], args)
     finally:
-        deleted = await store.reset()
+        deleted = await store.reset() + await small.reset()
         await store.client.aclose()
+        await small.client.aclose()
         print(f"... deleted {deleted} keys")
 
     print("\nFigures")
@@ -216,13 +223,55 @@ async def run(args: argparse.Namespace) -> None:
         print(f"                    per article: {breakdown}")
     smallest, largest = rows[0], rows[-1]
     print("\nRatios (same run)")
-    print(f"  decision cost at {largest[0]} / at {smallest[0]}: {largest[1] / smallest[1]:.2f}x")
-    print(f"  of which in the script:        {largest[2] / smallest[2]:.2f}x")
+    print(
+        f"  decision cost at {largest[0]} / at {smallest[0]}, the same Redis grown 10x: "
+        f"{largest[1] / smallest[1]:.2f}x (in the script {largest[2] / smallest[2]:.2f}x)"
+    )
+    wall_ratio, script_ratio = paired
+    print(
+        f"  decision cost at {largest[0]} / at {smallest[0]}, both indexes in one Redis "
+        f"(median of the rounds' ratios): {wall_ratio:.2f}x (in the script {script_ratio:.2f}x)"
+    )
     gib = largest[3] * 1_000_000 / 2**30
     print(
         f"  Redis memory per million indexed articles: {gib:.2f} GiB "
         f"({args.words}-word articles, full text stored for GET and replays)"
     )
+
+
+PAIRED_ROUNDS = 7
+
+
+async def paired_rounds(
+    big: Store, small: Store, pool: ProcessPoolExecutor, size: int, args: argparse.Namespace
+) -> tuple[float, float]:
+    """The cost of a decision against the large index and against a small one held in the
+    same Redis, round by round with fresh probes, the order alternating.
+
+    Filling one Redis from 10k to 100k articles makes the whole server 10x larger, so its
+    lookups miss the CPU caches and TLB more often, whatever the index does; with both
+    indexes in one server that effect is the same for both, and the ratio is the index's own.
+    """
+    await fill(small, prepare_range(pool, 50_000_000, 50_000_000 + size, args.words))
+    wall, script = [], []
+    for round_ in range(PAIRED_ROUNDS):
+        base = 60_000_000 + round_ * 2 * args.probe
+        probes_big = prepare_range(pool, base, base + args.probe, args.words)
+        probes_small = prepare_range(pool, base + args.probe, base + 2 * args.probe, args.words)
+        if round_ % 2:
+            on_small = await decision_cost(small, probes_small)
+            on_big = await decision_cost(big, probes_big)
+        else:
+            on_big = await decision_cost(big, probes_big)
+            on_small = await decision_cost(small, probes_small)
+        wall.append(on_big[0] / on_small[0])
+        script.append(on_big[1] / on_small[1])
+        print(
+            f"... paired round {round_ + 1}: {on_big[0]:.3f} ms against the large index, "
+            f"{on_small[0]:.3f} ms against the small one",
+            flush=True,
+        )
+    return statistics.median(wall), statistics.median(script)
 
 
 def main() -> None:

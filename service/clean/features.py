@@ -232,16 +232,22 @@ def _main_block(classes: list[str], lines: Sequence[str]) -> list[str]:
     return out
 
 
+_DETECT = object()
+
+
 def features_layer(
-    lines: Sequence[str], kept: Sequence[bool] | None = None
+    lines: Sequence[str], kept: Sequence[bool] | None = None, language: object = _DETECT
 ) -> tuple[list[str], list[Removed]]:
     """Classify ``lines`` and drop the boilerplate among those marked ``kept``.
 
     ``kept`` (default: all) marks lines earlier layers left in; the others are context only:
     a long removed line counts as boilerplate around its neighbours, a short one as nothing.
+    ``language`` (a stop-word list name, or None) is detected from the kept lines unless given.
     """
     keep = [True] * len(lines) if kept is None else list(kept)
-    language = detect_language([line for line, k in zip(lines, keep, strict=True) if k])
+    if language is _DETECT:
+        language = detect_language([line for line, k in zip(lines, keep, strict=True) if k])
+    language = language if isinstance(language, str) else None
     stopwords = STOPWORDS[language] if language else frozenset()
     found: list[str] = []
     reasons: list[str] = []

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from service.clean import Cleaned, Removed
-from service.clean.features import features_layer
+from service.clean.features import detect_language, features_layer
 from service.errors import RejectedContent
 
 __all__ = [
@@ -722,13 +722,16 @@ def _clean_lines(
     kept, repeats = document_layer(kept, title, reference=lines)
     dropped: list[Removed] = []
     if features:
-        kept, dropped = features_layer(*_features_context(lines, after_rules, kept, title))
+        # The language of a document does not change as its boilerplate goes: detect it once.
+        language = detect_language(kept)
+        context, mask = _features_context(lines, after_rules, kept, title)
+        kept, dropped = features_layer(context, mask, language)
     kept, labels = top_label_layer(kept)
     # The context of a line changes as its neighbours go; run the last two layers on what they
     # keep until they keep it all, so that cleaning the output again removes nothing.
     changed = features and bool(dropped or labels)
     while changed:
-        kept, more = features_layer(kept)
+        kept, more = features_layer(kept, language=language)
         kept, more_labels = top_label_layer(kept)
         dropped += more
         labels += more_labels
