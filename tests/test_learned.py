@@ -190,6 +190,19 @@ def test_stripping_a_learned_sentence_keeps_the_rest_of_the_line_as_it_was() -> 
     assert result.paragraphs == (body,)
 
 
+async def test_a_replayed_article_is_counted_once(
+    client: Client, redis_client: aioredis.Redis, prefix: str
+) -> None:
+    (body,) = _bodies(1, seed=13)
+    record = {"id": "once", "title": "T", "source": "courier", "text": _article(0, body)}
+    for _ in range(3):  # a client retrying after lost replies
+        await _post(client, record)
+    src = Keys(prefix).source(source_digest("courier"))
+    assert await redis_client.hget(src, "n") == b"1"
+    preview = await _post(client, {**record, "id": "next"}, dry_run=True)
+    assert HEADER in preview["article"]["text"]
+
+
 async def test_an_article_of_template_only_is_a_422(client: Client) -> None:
     for i, body in enumerate(_bodies(3, seed=9)):
         await _post(client, {"id": f"t{i}", "source": "courier", "text": _article(i, body)})
