@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -517,3 +518,20 @@ def test_a_lone_lowercase_line_is_body_not_a_label() -> None:
     cleaned = clean_text("x y z")
     assert cleaned.paragraphs == ("x y z",)
     assert clean_text(cleaned.text).paragraphs == cleaned.paragraphs
+
+
+def test_a_hard_wrapped_article_keeps_its_body_beside_a_long_line() -> None:
+    """Prose wrapped at 66 columns is judged paragraph by paragraph: one unwrapped line above
+    it used to make every short wrapped line look like boilerplate around it."""
+    (path,) = SEEDS.glob("001_*.txt")
+    paragraphs = [p for p in path.read_text(encoding="utf-8").splitlines() if p.strip()]
+    wrapped = "\n\n".join(textwrap.fill(p, 66) for p in paragraphs)
+    lede = (
+        "This long opening line was left unwrapped by the scraper: thirty words of plain prose "
+        "about the city, its council and the budget they argued over all night."
+    )
+    alone = clean_text(wrapped)
+    with_lede = clean_text(f"{lede}\n\n{wrapped}")
+    kept_alone = sum(len(p.split()) for p in alone.paragraphs)
+    kept_with_lede = sum(len(p.split()) for p in with_lede.paragraphs)
+    assert kept_with_lede >= kept_alone

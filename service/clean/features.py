@@ -232,6 +232,30 @@ def _main_block(classes: list[str], lines: Sequence[str]) -> list[str]:
     return out
 
 
+# A line this long that does not end a sentence, followed by one starting in lower case, is
+# prose wrapped at a fixed width (e-mail, plain-text archives, some feeds).
+WRAP_MIN_CHARS = 40
+
+
+def _continues(previous: str, line: str) -> bool:
+    return (
+        len(previous) >= WRAP_MIN_CHARS
+        and not previous.rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_END)
+        and line[:1].islower()
+    )
+
+
+def _wrapped_groups(lines: Sequence[str], keep: Sequence[bool]) -> list[list[int]]:
+    """Consecutive kept lines that continue one another, as groups of indices (in order)."""
+    groups: list[list[int]] = []
+    for i, line in enumerate(lines):
+        if groups and keep[i] and keep[groups[-1][-1]] and _continues(lines[i - 1], line):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 _DETECT = object()
 
 
@@ -251,13 +275,18 @@ def features_layer(
     stopwords = STOPWORDS[language] if language else frozenset()
     found: list[str] = []
     reasons: list[str] = []
-    for line, k in zip(lines, keep, strict=True):
-        features = line_features(line, stopwords)
+    for group in _wrapped_groups(lines, keep):
+        # A paragraph hard-wrapped into lines is judged as the paragraph, not line by line:
+        # each of its lines alone is short, and among a long line or two they would all go.
+        text = " ".join(lines[i] for i in group)
+        features = line_features(text, stopwords)
         cls, reason = line_class(features, measure_density=language is not None)
-        if not k:
-            cls = SHORT if features.length < LENGTH_LOW else BAD
-        found.append(cls)
-        reasons.append(reason)
+        for i in group:
+            own = cls
+            if not keep[i]:
+                own = SHORT if line_features(lines[i], stopwords).length < LENGTH_LOW else BAD
+            found.append(own)
+            reasons.append(reason)
     if GOOD not in (cls for cls, k in zip(found, keep, strict=True) if k):
         return [line for line, k in zip(lines, keep, strict=True) if k], []
     final = _main_block(_revise(found), lines)
