@@ -257,13 +257,21 @@ class Service:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def start_service(redis_url: str | None, workers: int, scratch: Path) -> Service:
+def start_service(
+    redis_url: str | None,
+    workers: int,
+    scratch: Path,
+    *,
+    flags: Sequence[str] = (),
+    label: str = "bench",
+) -> Service:
     """Start the service on a free port under a fresh key prefix; it is not ready yet.
 
     ``redis_url`` None: the service starts its embedded server with its data in ``scratch``.
+    ``flags`` are more ``serve`` flags (settings under test); ``label`` starts the prefix.
     """
     port = free_port()
-    prefix = f"bench-{secrets.token_hex(4)}"
+    prefix = f"{label}-{secrets.token_hex(4)}"
     data_dir = scratch / "data"
     log_path = scratch / "service.log"
     command = [
@@ -273,6 +281,7 @@ def start_service(redis_url: str | None, workers: int, scratch: Path) -> Service
         "--workers", str(workers),
         "--log-level", "WARNING",
         "--data-dir", str(data_dir),
+        *flags,
     ]  # fmt: skip
     if redis_url is not None:
         command += ["--redis-url", redis_url]

@@ -52,10 +52,7 @@ import json
 import os
 import platform
 import re
-import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -68,15 +65,22 @@ from typing import Any
 
 import _syndication as syn
 import redis
+from _service import (
+    Service,
+    delete_keys,
+    git_commit,
+    redis_answers,
+    start_service,
+    step,
+    stop_service,
+)
 from datasketch import MinHash, MinHashLSH
 
 from service.fingerprint import lsh_params
 from service.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 READY_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 600.0
 # The Redis here is shared with other work and can take seconds to answer: the service's
 # socket timeout is raised from its 2 s default (it changes no decision, only when it gives
@@ -276,79 +280,19 @@ def baseline_clusters(
 # --- the service ------------------------------------------------------------------------------
 
 
-def redis_answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+def request(
+    service: Service, method: str, path: str, body: bytes | None = None
+) -> tuple[int, bytes]:
+    """One plain HTTP request to the service: the set is posted one batch at a time."""
+    host, _, port = service.base_url.removeprefix("http://").partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=REQUEST_TIMEOUT_S)
     try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
+        headers = {"Content-Type": "application/x-ndjson"} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
     finally:
-        client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass(slots=True)
-class Service:
-    """A ``news-ingest serve`` child and the key prefix it writes under."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    prefix: str
-    redis_url: str | None  # None: the embedded server, with its data in data_dir
-    data_dir: Path
-    log_path: Path
-
-    def log_tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            return "\n".join(text.splitlines()[-lines:])
-        return ""
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_S)
-        try:
-            headers = {"Content-Type": "application/x-ndjson"} if body is not None else {}
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-
-def start_service(
-    redis_url: str | None,
-    workers: int,
-    scratch: Path,
-    *,
-    redis_timeout_s: float,
-    flags: Sequence[str] = (),
-) -> Service:
-    """``python -m service serve`` on a free port under a fresh prefix, with the defaults but
-    for ``flags``: the caller's NEWS_INGEST_* variables (API keys, another Redis) are not
-    passed on."""
-    port = free_port()
-    prefix = f"dq-bench-{secrets.token_hex(4)}"
-    data_dir, log_path = scratch / "data", scratch / "service.log"
-    command = [
-        sys.executable, "-m", "service", "serve", "--port", str(port), "--key-prefix", prefix,
-        "--workers", str(workers), "--log-level", "WARNING", "--data-dir", str(data_dir),
-        "--redis-timeout-s", str(redis_timeout_s), *flags,
-    ]  # fmt: skip
-    if redis_url is not None:
-        command += ["--redis-url", redis_url]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_INGEST_")}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    return Service(process, port, prefix, redis_url, data_dir, log_path)
+        conn.close()
 
 
 def wait_ready(service: Service, timeout_s: float = READY_TIMEOUT_S) -> float:
@@ -361,42 +305,10 @@ def wait_ready(service: Service, timeout_s: float = READY_TIMEOUT_S) -> float:
                 + service.log_tail()
             )
         with contextlib.suppress(OSError, http.client.HTTPException):
-            if service.request("GET", "/readyz")[0] == 200:
+            if request(service, "GET", "/readyz")[0] == 200:
                 return time.perf_counter() - started
         time.sleep(0.2)
     raise RuntimeError(f"the service was not ready after {timeout_s:.0f} s:\n{service.log_tail()}")
-
-
-def stop_service(service: Service) -> int | None:
-    """SIGTERM and wait; SIGKILL its process group only when it does not stop in time."""
-    if service.process.poll() is None:
-        service.process.send_signal(signal.SIGTERM)
-        try:
-            service.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            print(f"warning: the service ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(service.process.pid, signal.SIGKILL)
-            service.process.wait()
-    return service.process.returncode
-
-
-def delete_keys(url: str, prefix: str) -> int:
-    """UNLINK every key under ``<prefix>:``, found with SCAN; answers how many went."""
-    client = redis.Redis.from_url(url, socket_timeout=10.0)
-    deleted = 0
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) == 500:
-                deleted += int(client.unlink(*batch))
-                batch.clear()
-        if batch:
-            deleted += int(client.unlink(*batch))
-    finally:
-        client.close()
-    return deleted
 
 
 def ndjson(articles: Iterable[dict[str, Any]]) -> bytes:
@@ -427,7 +339,7 @@ def post_all(service: Service, items: Sequence[syn.Labelled], batch_size: int) -
         body = ndjson(i.article for i in chunk)
         for attempt in range(MAX_ATTEMPTS):
             started = time.perf_counter()
-            status, payload = service.request("POST", "/v1/articles/batch", body)
+            status, payload = request(service, "POST", "/v1/articles/batch", body)
             if status != 503 or attempt == MAX_ATTEMPTS - 1:
                 break
             posted.retries += 1
@@ -463,20 +375,6 @@ class Run:
     retries: int = 0  # batches posted again after a 503
 
 
-def step(message: str) -> None:
-    print(f"... {message}", flush=True)
-
-
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "service")
-    return commit + (" + uncommitted changes in service/" if dirty else "")
-
-
 def run_baselines(run: Run) -> None:
     items = run.dataset.items
     started = time.perf_counter()
@@ -510,11 +408,15 @@ def decide_all(
     """One service start (with ``flags``) under a fresh prefix: post ``items``, stop, clean."""
     with tempfile.TemporaryDirectory(prefix="news-ingest-dedup-") as scratch:
         service = start_service(
-            redis_url, config.workers, Path(scratch), redis_timeout_s=REDIS_TIMEOUT_S, flags=flags
+            redis_url,
+            config.workers,
+            Path(scratch),
+            flags=["--redis-timeout-s", str(REDIS_TIMEOUT_S), *flags],
+            label="dq-bench",
         )
         try:
             ready_s = wait_ready(service)
-            step(f"service ready after {ready_s:.1f} s on port {service.port}, {service.prefix}")
+            step(f"service ready after {ready_s:.1f} s at {service.base_url}, {service.prefix}")
             return post_all(service, items, config.batch_size)
         finally:
             # Stopped first, so that nothing writes under the prefix while it is deleted. The
