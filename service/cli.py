@@ -359,11 +359,6 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    import redis.asyncio as aioredis
-
-    from .index import Store, connect
-    from .keys import Keys
-
     settings = settings_from(args)
     if not args.yes:
         print(
@@ -373,20 +368,13 @@ def cmd_reset(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        client: aioredis.Redis = connect(_redis_url_for_tools(settings), timeout_s=5.0)
-        keys = Keys(settings.key_prefix, settings.articles_stream, settings.duplicates_stream)
-        store = Store(
-            client,
-            keys,
-            threshold=settings.dedup_threshold,
-            window_s=settings.dedup_window_s,
-            stream_maxlen=settings.stream_maxlen,
-            meta={},
-        )
+        from .app import make_store
+
+        store = make_store(settings, _redis_url_for_tools(settings), deadline=False)
         try:
             return await store.reset()
         finally:
-            await client.aclose()
+            await store.client.aclose()
 
     print(f"deleted {asyncio.run(run())} keys")
     return 0
@@ -679,24 +667,13 @@ def _inspect_records(args: argparse.Namespace) -> list[Record]:
 
 async def _learned_of(settings: Settings, source: str) -> frozenset[str]:
     """What ``source`` has learned, read from Redis (one read; nothing is counted or written)."""
-    from .index import Store, connect
-    from .keys import Keys
+    from .app import make_store
 
-    client = connect(_redis_url_for_tools(settings), timeout_s=settings.redis_timeout_s)
-    keys = Keys(settings.key_prefix, settings.articles_stream, settings.duplicates_stream)
-    store = Store(
-        client,
-        keys,
-        threshold=settings.dedup_threshold,
-        window_s=settings.dedup_window_s,
-        stream_maxlen=settings.stream_maxlen,
-        meta={},
-        timeout_s=settings.redis_timeout_s,
-    )
+    store = make_store(settings, _redis_url_for_tools(settings))
     try:
         return (await store.learned_for([source]))[source]
     finally:
-        await client.aclose()
+        await store.client.aclose()
 
 
 def _invalid(origin: str, error: ItemError) -> str:

@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from math import ceil, comb
 
 import numpy as np
 import xxhash
@@ -157,8 +158,6 @@ def match_probability(similarity: float, bands: int, rows: int) -> float:
 def verified_probability(similarity: float, num_perm: int, threshold: float) -> float:
     """Probability that the signature estimate of a pair of this Jaccard similarity reaches
     ``threshold``: each of the ``num_perm`` positions agrees with probability ``similarity``."""
-    from math import ceil, comb
-
     need = ceil(threshold * num_perm - 1e-9)
     return float(
         sum(

@@ -164,15 +164,7 @@ class Pipeline:
                     urgent=urgent,
                 )
             for (position, (item, _)), outcome in zip(chunk, outcomes, strict=True):
-                if isinstance(outcome, Prepared | ItemError):
-                    result[position] = outcome
-                elif isinstance(outcome, TaskTimeout | WorkerCrashed):
-                    result[position] = self._worker_failure(outcome, item.field, position)
-                else:
-                    log.error("unexpected failure in the learned layer", exc_info=outcome)
-                    message = "the article could not be processed"
-                    detail = {"field": item.field, "message": message}
-                    result[position] = ItemError(422, "unprocessable", message, [detail])
+                result[position] = self._task_outcome(outcome, item.field, position)
 
         await asyncio.gather(*(run(chunk) for chunk in chunks))
         return result
@@ -190,24 +182,26 @@ class Pipeline:
                 )
             )
         results = [r for answer in answers for r in answer]
-        outcomes: list[Prepared | ItemError] = []
-        for position, (obj, result) in enumerate(zip(chunk, results, strict=True)):
-            if isinstance(result, Prepared | ItemError):
-                outcomes.append(result)
-            elif isinstance(result, TaskTimeout | WorkerCrashed):
-                outcomes.append(self._worker_failure(result, _item_field(obj), position))
-            else:
-                # prepare_items turns every failure of an item into an ItemError; this is a
-                # failure around it (the worker could not read the task, say).
-                log.error(
-                    "unexpected failure preparing an article",
-                    exc_info=result,
-                    extra={"index": position},
-                )
-                message = "the article could not be processed"
-                detail = {"field": _item_field(obj), "message": message}
-                outcomes.append(ItemError(422, "unprocessable", message, [detail]))
-        return outcomes
+        return [
+            self._task_outcome(result, _item_field(obj), position)
+            for position, (obj, result) in enumerate(zip(chunk, results, strict=True))
+        ]
+
+    def _task_outcome(
+        self, result: Prepared | ItemError | Exception, field: str, position: int
+    ) -> Prepared | ItemError:
+        """One item's answer from a worker task, its failures turned into item errors."""
+        if isinstance(result, Prepared | ItemError):
+            return result
+        if isinstance(result, TaskTimeout | WorkerCrashed):
+            return self._worker_failure(result, field, position)
+        # The worker functions turn every failure of an item into an ItemError; this is a
+        # failure around it (the worker could not read the task, say).
+        log.error(
+            "unexpected failure processing an article", exc_info=result, extra={"index": position}
+        )
+        message = "the article could not be processed"
+        return ItemError(422, "unprocessable", message, [{"field": field, "message": message}])
 
     def _worker_failure(
         self, exc: TaskTimeout | WorkerCrashed, field: str, index: int | None

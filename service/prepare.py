@@ -21,7 +21,7 @@ from .clean.learned import LAYER as LEARNED_LAYER
 from .clean.learned import apply_learned, is_learned, segment_digests
 from .clean.text import clean_text, infer_title
 from .errors import InputError, RejectedContent
-from .fingerprint import fingerprint
+from .fingerprint import Fingerprint, fingerprint
 from .models import ArticleIn, ArticlePayload, ItemError, Params, Prepared
 from .urls import host_of, normalise_url
 
@@ -211,6 +211,16 @@ def derive_id(article: ArticleIn, content_hash: str) -> str:
     return f"c-{content_hash[:32]}"
 
 
+def _fingerprint(body: str, params: Params) -> Fingerprint:
+    return fingerprint(
+        body,
+        num_perm=params.num_perm,
+        shingle_size=params.shingle_size,
+        threshold=params.threshold,
+        shingle_unit=params.shingle_unit,
+    )
+
+
 def _html_too_large(article: ArticleIn, params: Params) -> ItemError | None:
     if article.html is None:
         return None
@@ -244,13 +254,7 @@ def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
         return ItemError(
             422, exc.reason, exc.message, [{"field": exc.field, "message": exc.message}]
         )
-    fp = fingerprint(
-        cleaned.text,
-        num_perm=params.num_perm,
-        shingle_size=params.shingle_size,
-        threshold=params.threshold,
-        shingle_unit=params.shingle_unit,
-    )
+    fp = _fingerprint(cleaned.text, params)
     if fp.word_count == 0:
         return _nothing_left(field_name)
     source = article.source or (host_of(article.url) if article.url else None) or "unknown"
@@ -306,13 +310,7 @@ def prepared_from_body(
 
     For tools and tests that exercise the index without the cleaning layers.
     """
-    fp = fingerprint(
-        text,
-        num_perm=params.num_perm,
-        shingle_size=params.shingle_size,
-        threshold=params.threshold,
-        shingle_unit=params.shingle_unit,
-    )
+    fp = _fingerprint(text, params)
     payload = ArticlePayload(
         title=None,
         text=text,
@@ -368,13 +366,7 @@ def apply_source_learning(
     if not paragraphs:
         return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")
     text = "\n\n".join(paragraphs)
-    fp = fingerprint(
-        text,
-        num_perm=params.num_perm,
-        shingle_size=params.shingle_size,
-        threshold=params.threshold,
-        shingle_unit=params.shingle_unit,
-    )
+    fp = _fingerprint(text, params)
     if fp.word_count == 0:
         return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")
     counts = dict(payload.removed_counts)
