@@ -60,6 +60,16 @@ def _script(name: str) -> str:
     return resources.files("service").joinpath("scripts", name).read_text(encoding="utf-8")
 
 
+def _pack(digests: Sequence[str]) -> tuple[int, str]:
+    """Digests of one width as one argument (see decide.lua), and that width (0 for none)."""
+    if not digests:
+        return 0, ""
+    width = len(digests[0])
+    if width == 0 or any(len(d) != width for d in digests):
+        raise ValueError("digests sent packed must all have the same, non-zero width")
+    return width, "".join(digests)
+
+
 def connect(url: str, *, timeout_s: float) -> aioredis.Redis:
     """A client whose failures surface fast: an outage must turn into a 503, not a hang.
 
@@ -208,8 +218,8 @@ class Store:
             repr(self.containment),
             item.url_key or "",
             len(item.bands),
-            *item.bands,
-            *item.anchors,
+            _pack(item.bands)[1],
+            *_pack(item.anchors),
         ]
         return self._decide, keys, args
 
@@ -225,7 +235,7 @@ class Store:
             repr(learn.min_share),
             learn.max_fields,
             learn.max_learned,
-            *item.segments,
+            *_pack(item.segments),
         ]
         return self._learn, keys, args
 

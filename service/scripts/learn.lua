@@ -19,7 +19,7 @@
 -- segment that stops qualifying, or is not seen for one epoch, leaves the learned set.
 --
 -- ARGV: ns, source digest, epoch_ms, min_articles, min_share, max_fields, max_learned,
---       digest...
+--       digest width, the digests concatenated (one argument: see decide.lua)
 --
 -- Returns 1 when the learned set changed, else 0.
 
@@ -31,7 +31,8 @@ local max_fields = tonumber(ARGV[6])
 local max_learned = tonumber(ARGV[7])
 local art_key, src_key, learned_key = KEYS[1], KEYS[2], KEYS[3]
 
-if #ARGV < 8 then return 0 end
+local width, packed = tonumber(ARGV[8]), ARGV[9]
+if packed == nil or #packed == 0 then return 0 end
 if redis.call("HGET", art_key, "status") ~= "unique" then return 0 end
 if redis.call("HSETNX", art_key, "learned", "1") == 0 then return 0 end
 
@@ -45,7 +46,7 @@ local n = redis.call("HINCRBY", src_key, "n", 1)
 redis.call("PEXPIRE", src_key, 2 * epoch_ms)
 
 local digests = {}
-for i = 8, #ARGV do digests[#digests + 1] = ARGV[i] end
+for at = 1, #packed, width do digests[#digests + 1] = string.sub(packed, at, at + width - 1) end
 local cur = redis.call("HMGET", cur_key, unpack(digests))
 local prev = redis.call("HMGET", prev_key, unpack(digests))
 local room = max_fields - redis.call("HLEN", cur_key)
