@@ -61,6 +61,10 @@ _HTTP_CODES = {
 }
 
 
+# aiohttp accepts any token as a method: label values must stay a bounded set.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, latency metric, access log, and the one mapping of errors to JSON answers."""
@@ -74,9 +78,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "unmatched"
         elapsed_s = time.perf_counter() - started
-        request.app[METRICS].requests.labels(name, request.method, str(response.status)).observe(
-            elapsed_s
-        )
+        method = request.method if request.method in _METHODS else "other"
+        metrics = request.app[METRICS]
+        metrics.child(metrics.requests, name, method, str(response.status)).observe(elapsed_s)
         # One line per request, in place of aiohttp's access log: the route pattern rather
         # than the path (ids stay out of aggregations), never a body or a header value.
         log.info(

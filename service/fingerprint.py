@@ -33,15 +33,15 @@ MINHASH_SCHEME = "affine32"
 MINHASH_SEED = 1
 SHINGLE_HASH = "xxh32-seed0"
 
-_QUOTES = str.maketrans(
-    {
-        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-        "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
-        "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u00a0": " ",
-    }
-)  # fmt: skip
-_WS = re.compile(r"\s+")
+_QUOTES = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+    "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
+    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u00a0": " ",
+}  # fmt: skip
+# A regex finds the few quotes of a body at C speed; str.translate with a table looks up
+# every character of a non-ASCII string in a dict (0.29 against 0.02 ms at 4.5 KB).
+_QUOTE = re.compile("|".join(map(re.escape, _QUOTES)))
 _UPDATE_SLICE = 1 << 16
 _WORD = re.compile(r"\w+")
 
@@ -61,11 +61,19 @@ SHINGLE_UNITS = ("chars", "words")
 def normalise(text: str) -> str:
     """The canonical form of a body for hashing: NFC, plain quotes and dashes, casefolded,
     whitespace collapsed. Two bodies that differ only in those respects hash alike."""
-    text = unicodedata.normalize("NFC", text).translate(_QUOTES).casefold()
+    if text.isascii():
+        # Already NFC, no quote to map, and casefold is lower for ASCII.
+        return " ".join(text.lower().split())
+    text = _QUOTE.sub(_plain_quote, unicodedata.normalize("NFC", text)).casefold()
     # casefold can expand a letter ("ß" -> "ss") that a following accent then composes with,
     # so compose again: otherwise "SS\u0301" and "\u00df\u0301" would hash differently.
     text = unicodedata.normalize("NFC", text)
-    return _WS.sub(" ", text).strip()
+    # str.split() splits on exactly the characters \s matches in a str pattern.
+    return " ".join(text.split())
+
+
+def _plain_quote(match: re.Match[str]) -> str:
+    return _QUOTES[match.group()]
 
 
 def content_hash(normalised: str) -> str:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+M = TypeVar("M", Counter, Histogram)
 
 # Sources become label values; past this many distinct ones, the rest count as "other" so a
 # client sending random source names cannot grow the exposition without bound.
@@ -15,6 +18,7 @@ MAX_SOURCE_LABELS = 500
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     _sources: set[str] = field(default_factory=set)
+    _children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -57,6 +61,15 @@ class Metrics:
             "Worker processes replaced since start (a document overran its deadline, a crash).",
             registry=r,
         )
+
+    def child(self, metric: M, *values: str) -> M:
+        """``metric.labels(*values)``, kept: prometheus_client validates and locks on every
+        call, several times per request. Label values are bounded, and so is this map."""
+        key = (id(metric), values)
+        found: M | None = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def source_label(self, source: str) -> str:
         """The label value for a source, bounded in number."""

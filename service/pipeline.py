@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -237,7 +238,7 @@ class Pipeline:
         results: list[Outcome] = []
         for item in prepared:
             if isinstance(item, ItemError):
-                self.metrics.rejected.labels(item.code).inc()
+                self.metrics.child(self.metrics.rejected, item.code).inc()
                 results.append(item)
                 continue
             decision = next(by_position)
@@ -249,10 +250,11 @@ class Pipeline:
         return results
 
     def _count(self, decision: Decision, item: Prepared) -> None:
-        self.metrics.articles.labels(decision.status, decision.relation or "none").inc()
-        self.metrics.by_source.labels(self.metrics.source_label(item.source), decision.status).inc()
-        for _text, layer, _reason in item.removed:
-            self.metrics.removed.labels(layer).inc()
+        m = self.metrics
+        m.child(m.articles, decision.status, decision.relation or "none").inc()
+        m.child(m.by_source, m.source_label(item.source), decision.status).inc()
+        for layer, count in Counter(layer for _text, layer, _reason in item.removed).items():
+            m.child(m.removed, layer).inc(count)
 
 
 # --- run in the worker processes -------------------------------------------------------------

@@ -438,3 +438,27 @@ def test_fingerprint_never_raises(text: str, shingle_size: int) -> None:
     assert fp.word_count == len(words(normalise(text)))
     assert (fp.shingle_count == 0) == (fp.word_count == 0)
     assert len(fp.signature) == 4 * 64
+
+
+_REFERENCE_QUOTES = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+        "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
+        "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u00a0": " ",
+    }
+)  # fmt: skip
+
+
+def _reference_normalise(text: str) -> str:
+    # The plain statement of the canonical form; normalise() takes faster routes to it.
+    text = unicodedata.normalize("NFC", text).translate(_REFERENCE_QUOTES).casefold()
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
+@example("Plain ASCII,\tline\x1ctwo  ")
+@example("\u201cQuoted\u201d \u2014 STRASSE ß\u0301 \u00a0end")
+def test_normalise_matches_its_reference(text: str) -> None:
+    assert normalise(text) == _reference_normalise(text)
