@@ -203,12 +203,16 @@ def _xxh32_vector(padded: bytes, starts: I64Array, lengths: I64Array) -> U32Arra
     most = int(stripes.max()) if len(stripes) else 0
     if most:
         h = np.full(len(starts), _P5, dtype=np.uint32)
-        # Longest first, so the spans still hashing at stripe k are a prefix: slices, not masks.
-        order = np.argsort(stripes)[::-1]
-        remaining = np.bincount(stripes, minlength=most + 1)[::-1].cumsum()[::-1]
-        active = int(remaining[1])
+        # Only the spans of 16 bytes or more have stripes, and they are few among character
+        # n-grams: sorting just them costs a fraction of sorting every span (0.56 ms at 4.5 KB,
+        # 40% of hashing the text). Longest first, so the spans still hashing at stripe k are
+        # a prefix: slices, not masks.
+        striped = np.flatnonzero(stripes)
+        order = striped[np.argsort(stripes[striped])[::-1]]
+        remaining = np.bincount(stripes[order], minlength=most + 1)[::-1].cumsum()[::-1]
+        active = len(order)
         lanes = np.tile(_LANE_INIT, (active, 1))
-        at = starts[order[:active], None] + _LANE_OFFSETS
+        at = starts[order, None] + _LANE_OFFSETS
         for k in range(most):
             c = int(remaining[k + 1])
             x = w32[at[:c]] * _P2
@@ -217,7 +221,7 @@ def _xxh32_vector(padded: bytes, starts: I64Array, lengths: I64Array) -> U32Arra
             x *= _P1
             lanes[:c] = x
             at[:c] += 16
-        h[order[:active]] = _rotl(lanes, _LANE_ROTATIONS).sum(axis=1, dtype=np.uint32)
+        h[order] = _rotl(lanes, _LANE_ROTATIONS).sum(axis=1, dtype=np.uint32)
         h += lengths.astype(np.uint32)
     else:
         h = lengths.astype(np.uint32)
