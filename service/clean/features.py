@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain, repeat
 
 from service.clean import Removed
 from service.clean.stopwords import STOPWORDS
@@ -52,6 +53,9 @@ _CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+\b", re.IGNORECASE)
 # Separators of inline link lists ("About | Contact | Privacy", "News · Sport · Weather").
 _LIST_SEPARATOR = re.compile(r"\s[|·•»›/]\s|\s\|\s*|\s*\|\s")
+# Every separator above holds one of these marks next to a space. Finding them is cheap (the
+# regex engine skips to the marks), where the split tries three branches at every position.
+_SEPARATOR_MARK = re.compile(r"[|·•»›/](?:(?=\s)|(?<=\s.))")
 _SENTENCE_END = (".", "!", "?", "…", ":", ";", "。", "！", "？", "؟", "।", ")")
 _CLOSING_QUOTES = "\"'”’»"
 _MAX_LIST_ITEM_WORDS = 4
@@ -82,7 +86,11 @@ class LineFeatures:
 
 
 def _is_link_list(line: str) -> bool:
-    if not any(mark in line for mark in "|·•»›/"):
+    # Three items take two separators, and a list of short items is a line of few words: at
+    # most _MAX_LIST_ITEM_WORDS per item and one more per separator (its mark alone). Lines
+    # outside either bound are not lists, and most lines are: they are spared the split.
+    marks = len(_SEPARATOR_MARK.findall(line))
+    if marks < 2 or len(line.split()) > (marks + 1) * _MAX_LIST_ITEM_WORDS + marks:
         return False
     items = [item for item in _LIST_SEPARATOR.split(line) if item.strip()]
     return len(items) >= 3 and all(len(item.split()) <= _MAX_LIST_ITEM_WORDS for item in items)
@@ -96,7 +104,8 @@ def _is_link_like(line: str, word_count: int) -> bool:
 
 
 def _is_menu_like(line: str, tokens: Sequence[str]) -> bool:
-    raw_words = line.split()
+    # A sixth item means too many words; splitting a long line further is wasted.
+    raw_words = line.split(None, 5)
     return (
         0 < len(raw_words) <= 5
         and not line.rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_END)
@@ -105,37 +114,53 @@ def _is_menu_like(line: str, tokens: Sequence[str]) -> bool:
     )
 
 
+def _cjk_count(line: str) -> int:
+    return 0 if line.isascii() else len(_CJK.findall(line))
+
+
+def _weighted_length(line: str) -> int:
+    return len(line) + (CJK_WEIGHT - 1) * _cjk_count(line)
+
+
+# The fixed-point passes of text._clean_lines classify the same lines again, so features are
+# kept for the last lines seen. Only for lines up to this length: a worker lives for days, and
+# the cache must stay small whatever lines clients send (1024 x 4096 characters at most).
+_CACHED_LINE_CHARS = 4096
+
+
 def line_features(line: str, stopwords: frozenset[str]) -> LineFeatures:
     """The features of ``line``, stop words counted against ``stopwords``."""
+    if len(line) > _CACHED_LINE_CHARS:
+        return _line_features(line, stopwords)
+    return _cached_line_features(line, stopwords)
+
+
+def _line_features(line: str, stopwords: frozenset[str]) -> LineFeatures:
     tokens = words(line)
-    cjk = len(_CJK.findall(line))
+    cjk = _cjk_count(line)
     return LineFeatures(
         length=len(line) + (CJK_WEIGHT - 1) * cjk,
         words=len(tokens) + cjk,
-        stopwords=sum(token in stopwords for token in tokens),
+        stopwords=sum(map(stopwords.__contains__, tokens)),
         ends_sentence=line.rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_END),
         link_like=_is_link_like(line, len(tokens)),
         menu_like=_is_menu_like(line, tokens),
     )
 
 
+_cached_line_features = lru_cache(maxsize=1024)(_line_features)
+
+
 def detect_language(lines: Sequence[str]) -> str | None:
     """The language whose stop words cover most words of ``lines``, or None below the floor."""
-    counts = Counter(token for line in lines for token in words(line))
+    counts = Counter(chain.from_iterable(map(words, lines)))
     if not counts:
         return None
-    hits = dict.fromkeys(STOPWORDS, 0)
-    for token, count in counts.items():
-        for name in _LANGUAGES_OF.get(token, ()):
-            hits[name] += count
+    # Looking each list up in the counts keeps the loops in C; a word on several lists
+    # counts for each of them.
+    hits = {name: sum(map(counts.get, listed, repeat(0))) for name, listed in STOPWORDS.items()}
     best = max(hits, key=hits.__getitem__)
     return best if hits[best] >= MIN_LANGUAGE_COVERAGE * counts.total() else None
-
-
-_LANGUAGES_OF: dict[str, tuple[str, ...]] = {}
-for _name, _listed in STOPWORDS.items():
-    for _word in _listed:
-        _LANGUAGES_OF[_word] = (*_LANGUAGES_OF.get(_word, ()), _name)
 
 
 BAD, SHORT, NEARGOOD, GOOD = "bad", "short", "neargood", "good"
@@ -246,7 +271,10 @@ def _continues(previous: str, line: str) -> bool:
 
 
 def _wrapped_groups(lines: Sequence[str], keep: Sequence[bool]) -> list[list[int]]:
-    """Consecutive kept lines that continue one another, as groups of indices (in order)."""
+    """Consecutive kept lines that continue one another, as groups of indices (in order).
+
+    A line that is not kept is always a group of its own.
+    """
     groups: list[list[int]] = []
     for i, line in enumerate(lines):
         if groups and keep[i] and keep[groups[-1][-1]] and _continues(lines[i - 1], line):
@@ -276,17 +304,21 @@ def features_layer(
     found: list[str] = []
     reasons: list[str] = []
     for group in _wrapped_groups(lines, keep):
+        first = lines[group[0]]
+        if not keep[group[0]]:
+            # A removed line is a group of its own and only its length counts (CJK weighting
+            # only adds to it); it is never reported, so it needs no reason.
+            short = len(first) < LENGTH_LOW and _weighted_length(first) < LENGTH_LOW
+            found.append(SHORT if short else BAD)
+            reasons.append("")
+            continue
         # A paragraph hard-wrapped into lines is judged as the paragraph, not line by line:
         # each of its lines alone is short, and among a long line or two they would all go.
-        text = " ".join(lines[i] for i in group)
+        text = first if len(group) == 1 else " ".join(lines[i] for i in group)
         features = line_features(text, stopwords)
         cls, reason = line_class(features, measure_density=language is not None)
-        for i in group:
-            own = cls
-            if not keep[i]:
-                own = SHORT if line_features(lines[i], stopwords).length < LENGTH_LOW else BAD
-            found.append(own)
-            reasons.append(reason)
+        found += [cls] * len(group)
+        reasons += [reason] * len(group)
     if GOOD not in (cls for cls, k in zip(found, keep, strict=True) if k):
         return [line for line, k in zip(lines, keep, strict=True) if k], []
     final = _main_block(_revise(found), lines)

@@ -33,12 +33,14 @@ MAX_SEGMENT_CHARS = 600
 # An article contributes at most this many digests, bounding the Redis work per article.
 MAX_SEGMENTS = 256
 
-# A sentence ends at . ! ? or …, with the closing quotes or brackets after it, where a space
-# and what can start the next sentence follow; group 1 is the space between the two.
-# Runs of anything but letters and digits (\W leaves "_" alone, so it is named too).
-_NOT_ALNUM = re.compile(r"[\W_]+")
+# Runs of anything but letters and digits (\W leaves "_" alone, so it is named too), except
+# a run that is one plain space: that one already reads as its replacement, and most runs are
+# one, so skipping them spares the regex engine most of its replacements.
+_NOT_ALNUM = re.compile(r"[\W_](?:[\W_]++|(?<! ))")
 _LETTER = re.compile(r"[^\W\d_]")
-_SENTENCE_BREAK = re.compile(r"[.!?…][\"'”’»)\]]*(\s+)(?=[\"'“‘«(\[]?[\w¿¡])")
+# A sentence ends at . ! ? or …, with the closing quotes or brackets after it (group 1), where
+# a space and what can start the next sentence follow; the space belongs to neither.
+_SENTENCE_BREAK = re.compile(r"([.!?…][\"'”’»)\]]*)\s+(?=[\"'“‘«(\[]?[\w¿¡])")
 
 
 def segment_key(segment: str) -> str:
@@ -48,7 +50,11 @@ def segment_key(segment: str) -> str:
 
 def digest(segment: str) -> str:
     """The segment's digest as counted in Redis: xxh3-64 of its key, hex."""
-    return xxhash.xxh3_64_hexdigest(segment_key(segment).encode("utf-8"))
+    return _key_digest(segment_key(segment))
+
+
+def _key_digest(key: str) -> str:
+    return xxhash.xxh3_64_hexdigest(key.encode("utf-8"))
 
 
 def sentence_spans(line: str) -> list[tuple[int, int]]:
@@ -56,15 +62,20 @@ def sentence_spans(line: str) -> list[tuple[int, int]]:
     spans = []
     start = 0
     for match in _SENTENCE_BREAK.finditer(line):
-        spans.append((start, match.start(1)))
-        start = match.end(1)
+        spans.append((start, match.end(1)))
+        start = match.end()
     spans.append((start, len(line)))
     return [(a, b) for a, b in spans if line[a:b].strip()]
 
 
 def sentences(line: str) -> list[str]:
     """The sentences of one line (the line itself when it holds one)."""
-    return [line[a:b] for a, b in sentence_spans(line)]
+    # The same cuts as sentence_spans, in C: split gives the text before each sentence end,
+    # then the end itself.
+    pieces = _SENTENCE_BREAK.split(line)
+    found = [text + end for text, end in zip(pieces[::2], pieces[1::2], strict=False)]
+    found.append(pieces[-1])
+    return [sentence for sentence in found if sentence.strip()]
 
 
 def _countable(segment: str) -> bool:
@@ -81,16 +92,23 @@ def segment_digests(paragraphs: Iterable[str]) -> list[str]:
     """
     seen: dict[str, None] = {}
     for line in paragraphs:
-        candidates = [line]
-        if len(line) > MIN_SEGMENT_CHARS:  # a shorter line holds no countable sentence
-            parts = sentences(line)
-            if len(parts) > 1:
-                candidates.extend(parts)
-        for segment in candidates:
-            if _countable(segment):
-                seen.setdefault(digest(segment), None)
-                if len(seen) >= MAX_SEGMENTS:
-                    return list(seen)
+        # A line no longer than the floor holds no countable sentence.
+        parts = sentences(line) if len(line) > MIN_SEGMENT_CHARS else []
+        if len(parts) < 2:
+            keys = [segment_key(line)] if _countable(line) else []
+        elif _countable(line):
+            # Keying is the costly step, and a line's key is its sentences' keys joined by a
+            # space (what lies between sentences is white space, and casefold maps character
+            # by character), so each character is keyed once.
+            part_keys = [segment_key(part) for part in parts]
+            keys = [" ".join(filter(None, part_keys))]
+            keys += [key for key, part in zip(part_keys, parts, strict=True) if _countable(part)]
+        else:
+            keys = [segment_key(part) for part in parts if _countable(part)]
+        for key in keys:
+            seen.setdefault(_key_digest(key), None)
+            if len(seen) >= MAX_SEGMENTS:
+                return list(seen)
     return list(seen)
 
 
@@ -105,13 +123,13 @@ def is_learned(segment: str, learned: frozenset[str]) -> bool:
     return bool(learned) and digest(segment) in learned
 
 
-def _strip_edges(parts: Sequence[str], learned: frozenset[str]) -> tuple[int, int]:
-    """How many learned sentences lead and trail ``parts`` (never all of them)."""
+def _strip_edges(keys: Sequence[str], learned: frozenset[str]) -> tuple[int, int]:
+    """How many learned sentences lead and trail a line, given its sentences' ``keys``."""
     start = 0
-    while start < len(parts) and digest(parts[start]) in learned:
+    while start < len(keys) and _key_digest(keys[start]) in learned:
         start += 1
-    end = len(parts)
-    while end > start and digest(parts[end - 1]) in learned:
+    end = len(keys)
+    while end > start and _key_digest(keys[end - 1]) in learned:
         end -= 1
     return start, end
 
@@ -123,13 +141,16 @@ def apply_learned(paragraphs: Sequence[str], learned: frozenset[str]) -> Learned
     kept: list[str] = []
     removed: list[Removed] = []
     for line in paragraphs:
-        if digest(line) in learned:
+        spans = sentence_spans(line)
+        parts = [line[a:b] for a, b in spans]
+        # Each character is keyed once, as in segment_digests.
+        keys = [segment_key(part) for part in parts] if len(parts) > 1 else []
+        line_key = " ".join(filter(None, keys)) if keys else segment_key(line)
+        if _key_digest(line_key) in learned:
             removed.append(Removed(line, LAYER, "source_repeated_line"))
             continue
-        spans = sentence_spans(line)
-        if len(spans) > 1:
-            parts = [line[a:b] for a, b in spans]
-            start, end = _strip_edges(parts, learned)
+        if keys:
+            start, end = _strip_edges(keys, learned)
             if start or end < len(parts):
                 removed.extend(
                     Removed(part, LAYER, "source_repeated_sentence")

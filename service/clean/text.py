@@ -33,6 +33,7 @@ from functools import lru_cache
 
 from service.clean import Cleaned, Removed
 from service.clean.features import detect_language, features_layer
+from service.clean.learned import segment_key
 from service.errors import RejectedContent
 
 __all__ = [
@@ -87,7 +88,8 @@ def split_lines(raw: str) -> list[str]:
     """Every non-empty normalised line; scraped text marks paragraphs by one or two newlines."""
     # splitlines also breaks on \v, \f, \x1c-\x1e, \x85, U+2028 and U+2029, so no line
     # separator survives into a paragraph and joining the output with newlines round-trips.
-    lines = (normalise_line(line) for line in raw.splitlines())
+    # A blank line between paragraphs normalises to nothing: no need to ask.
+    lines = [normalise_line(line) for line in raw.splitlines() if line]
     return [line for line in lines if line]
 
 
@@ -95,14 +97,10 @@ def _words(line: str) -> list[str]:
     return line.split()
 
 
-_NOT_ALNUM = re.compile(r"[\W_]+")
-
-
 @lru_cache(maxsize=4096)
 def _key(line: str) -> str:
     """Case- and punctuation-blind form of a line, for comparing copies of the same text."""
-    # One regex pass: a per-character generator made this the slowest step of clean_text.
-    return _NOT_ALNUM.sub(" ", line.casefold()).strip()
+    return segment_key(line)
 
 
 def _ends_sentence(line: str) -> bool:
@@ -360,8 +358,16 @@ _STAMP_NUMBER = re.compile(
 _STAMP_ANCHOR = re.compile(r"\d[:h.]\d\d|\d{1,2}\.\d{1,2}\.\d{2,4}|\d{4}-\d\d-\d\d|\d/\d")
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def _is_timestamp(line: str) -> bool:
     """A date and time with at most a label: "Aktualisiert am 17.01.2021, 14:30 Uhr"."""
+    # Both kinds need a decimal digit: a relative time in its number, a date in its number
+    # tokens (a "²" passes isdigit() but no token test). Most short lines have none, and
+    # casefolding makes none (checked over all of Unicode).
+    if _DIGIT.search(line) is None:
+        return False
     folded = line.casefold().strip(" .:;")
     label = _STAMP_LABELS.match(folded)
     rest = folded[label.end() :] if label else folded
@@ -538,14 +544,36 @@ RULES: tuple[LineRule, ...] = (
 _LIST_MARKER = re.compile(r"[-*•·▪►] ")
 
 
+def _matcher(rule: LineRule) -> Callable[[str], object]:
+    if rule.check is not None:
+        return rule.check
+    if rule.pattern is not None:
+        return rule.pattern.fullmatch
+    return lambda line: False
+
+
+_MAX_RULE_WORDS = max(rule.max_words for rule in RULES)
+# For each word count up to the largest any rule allows (and one more, for longer lines): the
+# rules that allow it, in table order, with what tests a line. Most lines are too long for most
+# rules, and a line is tested only against the others (as LineRule.matches would).
+_RULES_BY_WORDS: tuple[tuple[tuple[LineRule, Callable[[str], object]], ...], ...] = tuple(
+    tuple((rule, _matcher(rule)) for rule in RULES if count <= rule.max_words)
+    for count in range(_MAX_RULE_WORDS + 2)
+)
+
+
 def match_rule(line: str) -> LineRule | None:
     """The first rule that matches the whole of ``line``, if any."""
     marker = _LIST_MARKER.match(line)
     target = line[marker.end() :] if marker else line
     if len(target) > _MAX_RULE_CHARS:
         return None
-    count = len(_words(target))
-    return next((rule for rule in RULES if rule.matches(target, count)), None)
+    # Splitting past the last word any rule allows would only be counted and thrown away.
+    count = len(target.split(None, _MAX_RULE_WORDS))
+    for rule, test in _RULES_BY_WORDS[count]:
+        if test(target):
+            return rule
+    return None
 
 
 def _is_bullet(line: str) -> bool:
@@ -632,26 +660,52 @@ _SITE_SUFFIX_SEPARATORS = ("|", "-", "–", "—", ":", "·")
 _MAX_SITE_SUFFIX_WORDS = 4
 
 
-def _is_title_copy(line: str, title: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Title:
+    """What every line of a document is compared with, worked out once per document."""
+
+    folded: str
+    key: str
+    key_words: tuple[str, ...]
+    # Only a title of a few words is specific enough to be told in front of a site name.
+    takes_suffix: bool
+
+    @classmethod
+    def of(cls, title: str) -> _Title:
+        key = _key(title)
+        return cls(title.casefold(), key, tuple(key.split()), len(_words(title)) >= 3)
+
+    def line_key(self, line: str, folded_line: str) -> str | None:
+        """The key of ``line`` if it can be or start with the title's key, else None.
+
+        Each word of such a key is a run of letters and digits of the folded line, so it is
+        in there: this substring test spares keying every line, the costly part of this layer.
+        """
+        if self.key and all(map(folded_line.__contains__, self.key_words)):
+            return _key(line)
+        return None
+
+
+def _is_title_copy(folded_line: str, key: str | None, title: _Title) -> bool:
     """The title again, possibly with a site name after a separator ("Title | Site")."""
-    folded_line, folded_title = line.casefold(), title.casefold()
-    if folded_line == folded_title or (_key(title) and _key(line) == _key(title)):
+    if folded_line == title.folded or key == title.key:
         return True
-    if len(_words(title)) < 3 or not folded_line.startswith(folded_title):
+    if not title.takes_suffix or not folded_line.startswith(title.folded):
         return False
-    rest = folded_line[len(folded_title) :].strip()
+    rest = folded_line[len(title.folded) :].strip()
     return rest.startswith(_SITE_SUFFIX_SEPARATORS) and len(_words(rest)) <= (
         _MAX_SITE_SUFFIX_WORDS + 1
     )
 
 
-def _is_header_blob(line: str, title: str, printed: Counter[tuple[str, ...]]) -> bool:
+def _is_header_blob(key: str, title: _Title, printed: Counter[tuple[str, ...]]) -> bool:
     """The title glued to page chrome and to text that is printed again elsewhere.
 
-    ``printed`` counts the n-grams of the whole document, this line included.
+    ``key`` is the line's; ``printed`` counts the n-grams of the whole document, this line
+    included.
     """
-    title_words = _key(title).split()
-    words = _key(line).split()
+    title_words = list(title.key_words)
+    words = key.split()
     if (
         not title_words
         or len(words) <= len(title_words)
@@ -678,28 +732,35 @@ def document_layer(
     a one-sentence paragraph ("Mayor X speaks to the press ..."), so dropping both copies would
     risk real body lines; the second copy is certainly a repeat.
     """
-    printed: Counter[tuple[str, ...]] = Counter()
+    folded = [line.casefold() for line in lines]
+    known = _Title.of(title) if title else None
+    keys: list[str | None] = [None] * len(lines)
+    if known:
+        keys = [known.line_key(line, f) for line, f in zip(lines, folded, strict=True)]
     # Counting the document's n-grams is the costly part; only a line that starts with the
     # title can be a header blob, so most articles never need them.
-    title_key = _key(title) + " " if title else ""
-    blobs = bool(title_key.strip()) and any(_key(line).startswith(title_key) for line in lines)
+    title_key = known.key + " " if known else ""
+    blobs = bool(title_key.strip()) and any(
+        key is not None and key.startswith(title_key) for key in keys
+    )
+    printed: Counter[tuple[str, ...]] = Counter()
     if blobs:
         for line in lines if reference is None else reference:
             printed.update(_shingles(_key(line).split()))
     kept: list[str] = []
     removed: list[Removed] = []
     seen: set[str] = set()
-    for line in lines:
+    for line, folded_line, key in zip(lines, folded, keys, strict=True):
         reason = None
-        if title and _is_title_copy(line, title):
+        if known and _is_title_copy(folded_line, key, known):
             reason = "repeated_title"
-        elif blobs and title and _is_header_blob(line, title, printed):
+        elif blobs and known and key is not None and _is_header_blob(key, known, printed):
             reason = "header_blob"
-        elif line.casefold() in seen:
+        elif folded_line in seen:
             reason = "duplicate_line"
         if reason is None:
             kept.append(line)
-            seen.add(line.casefold())
+            seen.add(folded_line)
         else:
             removed.append(Removed(line, "document", reason))
     return kept, removed
