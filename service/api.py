@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import logs
 from .errors import InputError, StoreUnavailable
-from .models import ID_PATTERN, Decision, ErrorBody, ItemError
+from .models import ID_MAX_LENGTH, ID_PATTERN, Decision, ErrorBody, ItemError
 from .state import METRICS, OPENAPI, PIPELINE, POOL, SETTINGS, STORE
 
 log = logging.getLogger(__name__)
@@ -259,12 +259,13 @@ async def post_batch(request: web.Request) -> web.Response:
 
 async def get_article(request: web.Request) -> web.Response:
     article_id = request.match_info["id"]
-    if not _ID.fullmatch(article_id):
+    # The length first: the pattern backtracks, and a path segment can be 8 KB long.
+    if len(article_id) > ID_MAX_LENGTH or not _ID.fullmatch(article_id):
         raise InputError(
             422,
             "validation_error",
             "invalid article id",
-            [{"field": "id", "message": "1-200 characters of A-Z a-z 0-9 . _ : -"}],
+            [{"field": "id", "message": "1-200 characters of A-Z a-z 0-9 . _ : -, not only dots"}],
         )
     stored = await request.app[STORE].get_article(article_id)
     if stored is None:

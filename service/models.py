@@ -18,7 +18,10 @@ from pydantic.config import JsonDict
 
 SCHEMA_VERSION = 1
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,200}$"
+# At least one character that is not a dot: an id of "." or ".." would be a dot segment in
+# /v1/articles/{id}, which clients and servers normalise away, so it could never be read back.
+ID_PATTERN = r"^[A-Za-z0-9._:-]*[A-Za-z0-9_:-][A-Za-z0-9._:-]*$"
+ID_MAX_LENGTH = 200
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
@@ -65,7 +68,7 @@ class ArticleIn(BaseModel):
         extra="forbid", str_strip_whitespace=False, json_schema_extra=_ONE_BODY_SCHEMA
     )
 
-    id: Annotated[str, Field(pattern=ID_PATTERN)] | None = Field(
+    id: Annotated[str, Field(max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)] | None = Field(
         None,
         description="Stable id. Kept when given; else derived from the normalised url, "
         "else from the content hash.",

@@ -9,6 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from . import __version__
 from .models import (
+    ID_MAX_LENGTH,
     ID_PATTERN,
     ArticleIn,
     BatchResponse,
@@ -131,7 +132,11 @@ def build(settings: Settings) -> dict[str, Any]:
                             "name": "id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string", "pattern": ID_PATTERN},
+                            "schema": {
+                                "type": "string",
+                                "maxLength": ID_MAX_LENGTH,
+                                "pattern": ID_PATTERN,
+                            },
                         }
                     ],
                     "responses": {
