@@ -1,13 +1,21 @@
 """Redis memory per indexed article, and what a decision costs as the index grows.
 
-    python bench/capacity.py [--redis-url URL] [--sizes 10000,100000] [--probe 500]
+    python bench/capacity.py [--redis-url URL] [--sizes 10000,100000] [--probe 500] [--rounds 7]
 
 Fills the index through the service's own decide step (``Store.decide_many``, the Lua script)
 with distinct synthetic stories of news length, under a throw-away key prefix. At each size it
 measures the Redis memory the prefix holds (``MEMORY USAGE`` of every key) and the time to
-decide ``--probe`` new articles, in batches of 200 as the batch endpoint does. Fingerprints
-are computed up front in worker processes, so the timings are the index step alone. Prints
-figures and the ratio of decision cost between the largest and the smallest size.
+decide ``--probe`` new articles, in batches of 200 as the batch endpoint does, ``--rounds``
+times. Fingerprints are computed up front in worker processes, so the timings are the index
+step alone. Prints figures and the ratio of decision cost between the largest and the
+smallest size.
+
+On a shared machine a round can take twice as long as the one before it, in bursts of a few
+seconds (on the 2-core VM this was written on, rounds at one size spanned 0.27-0.51 ms). Noise
+only ever adds time, so besides the median of the rounds the figures give the least disturbed
+round, and the ratio of those. The server's own CPU time per decision (``INFO cpu``, main
+thread) is not stretched when the server is descheduled, and the EVALSHA count tells whether
+another client ran scripts meanwhile (then the server-side figures include its work).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import statistics
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from functools import cache
 
 from _service import build_sentence_pool, sentence_pool
@@ -32,6 +41,17 @@ from service.prepare import prepared_from_body
 
 BATCH = 200
 PARAMS = Params()  # the service's defaults
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Milliseconds per decision over one round of probes."""
+
+    wall: float  # as the client sees it
+    script: float  # inside EVALSHA on the server (INFO commandstats)
+    cpu: float  # CPU time of the server's main thread (INFO cpu)
+    foreign_calls: int  # EVALSHA calls of other clients during the round
+    rehashing: tuple[str, ...] = ()  # epoch hashes Redis was rehashing (describe_shape)
 
 
 def _words(seed: int = 7, size: int = 60_000) -> list[str]:
@@ -126,28 +146,89 @@ async def prefix_memory(store: Store) -> tuple[int, dict[str, int]]:
     return total, kinds
 
 
+async def index_shape(store: Store) -> dict[str, int]:
+    """The fields of each of the index's epoch hashes, by key (without the prefix)."""
+    shape = {}
+    for kind in ("lsh", "anc"):
+        async for key in store.client.scan_iter(match=f"{store.keys.ns}{kind}:*", count=1000):
+            name = key.decode().removeprefix(store.keys.ns)
+            shape[name] = int(await store.client.hlen(key))
+    return shape
+
+
+def describe_shape(before: dict[str, int], after: dict[str, int]) -> str:
+    """The epoch hashes over a size's rounds, and which Redis was rehashing meanwhile.
+
+    Redis doubles a hash's table when its fields reach a power of two, then moves the old
+    table over one bucket per field each command reads or writes. A new story reads each of
+    its fields and writes it (a lookup, then a lookup and an insert): 3 steps a field, while
+    ~63% of the old buckets hold entries, so the move ends when the hash has about a fifth
+    more fields (a quarter is allowed for here). A round in that stretch costs more (by half,
+    on the machine this was written on) than one before or after it, at any size: compare
+    sizes measured in the same state. Two epoch hashes of a kind mean the fill crossed an
+    epoch boundary, and a lookup reads both.
+    """
+    parts = []
+    for name in sorted(after):
+        low, high = before.get(name, 0), after[name]
+        state = f", rehashing after {_last_power(high)}" if name in rehashing(before, after) else ""
+        parts.append(f"{name} {low / 1e6:.2f}-{high / 1e6:.2f}M fields{state}")
+    return "; ".join(parts) or "no epoch hashes"
+
+
+def _last_power(fields: int) -> int:
+    return 1 << max(0, fields.bit_length() - 1)
+
+
+def rehashing(before: dict[str, int], after: dict[str, int]) -> tuple[str, ...]:
+    """The epoch hashes likely rehashed at some point between two shapes (describe_shape)."""
+    return tuple(
+        name
+        for name, fields in sorted(after.items())
+        if _last_power(fields) >= 1024 and before.get(name, 0) < _last_power(fields) * 5 // 4
+    )
+
+
 async def _script_usec(store: Store) -> tuple[int, int]:
-    """Calls and microseconds the server has spent in EVALSHA so far (all clients)."""
+    """Calls that ran to the end and microseconds the server has spent in EVALSHA so far (all
+    clients). A call refused with NOSCRIPT counts as failed, and its batch is sent again."""
     stats = await store.client.info("commandstats")
     entry = stats.get("cmdstat_evalsha", {"calls": 0, "usec": 0})
-    return int(entry["calls"]), int(entry["usec"])
+    return int(entry["calls"]) - int(entry.get("failed_calls", 0)), int(entry["usec"])
 
 
-async def decision_cost(store: Store, probes: list[Prepared]) -> tuple[float, float]:
-    """Milliseconds per decision over the probes (inserted, so each run uses fresh ones):
-    as the client sees it, and as the server spent it inside the script.
+async def _server_cpu_s(store: Store) -> float:
+    """CPU seconds the server's main thread has used so far (0 where INFO does not say)."""
+    stats = await store.client.info("cpu")
+    return float(stats.get("used_cpu_user_main_thread", 0)) + float(
+        stats.get("used_cpu_sys_main_thread", 0)
+    )
 
-    The server-side figure separates what the index costs from the client and network, and
-    is less disturbed by other work on a shared machine. It counts every client's EVALSHA, so
-    run the benchmark against a Redis nothing else is scripting.
+
+async def decision_cost(store: Store, probes: list[Prepared]) -> Cost:
+    """What deciding the probes (inserted, so each run uses fresh ones) cost per decision.
+
+    The server-side figures separate what the index costs from the client and network. They
+    count every client's work: ``foreign_calls`` says whether another client ran scripts.
     """
+    cpu_before = await _server_cpu_s(store)
     calls_before, usec_before = await _script_usec(store)
     started = time.perf_counter()
     await fill(store, probes)
     elapsed = (time.perf_counter() - started) * 1000 / len(probes)
     calls_after, usec_after = await _script_usec(store)
-    server = (usec_after - usec_before) / 1000 / max(1, calls_after - calls_before)
-    return elapsed, server
+    cpu_after = await _server_cpu_s(store)
+    calls = calls_after - calls_before
+    return Cost(
+        wall=elapsed,
+        script=(usec_after - usec_before) / 1000 / max(1, calls),
+        cpu=(cpu_after - cpu_before) * 1000 / len(probes),
+        foreign_calls=max(0, calls - len(probes)),
+    )
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ms (least disturbed {min(values):.3f})"
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -175,8 +256,12 @@ async def run(args: argparse.Namespace) -> None:
     print("news-ingest capacity benchmark")
     print(f"  stories built from {text}")
     print(f"  redis {args.redis_url}, prefix {prefix} (deleted at the end)")
-    print(f"  sizes {sizes}, {args.words} words per article, probe {args.probe} decisions")
-    rows = []
+    print(f"  {await _server_state(store)}")
+    print(
+        f"  sizes {sizes}, {args.words} words per article, "
+        f"{args.rounds} rounds of {args.probe} decisions at each"
+    )
+    rows: list[Row] = []
     try:
         with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             filled = 0
@@ -186,24 +271,27 @@ async def run(args: argparse.Namespace) -> None:
                 await fill(store, prepare_range(pool, filled, size, args.words))
                 fill_s = time.perf_counter() - started
                 filled = size
-                costs, server = [], []
-                for round_ in range(3):
-                    first = probe_base + (len(rows) * 3 + round_) * args.probe
+                shape = start_shape = await index_shape(store)
+                costs = []
+                for round_ in range(args.rounds):
+                    first = probe_base + (len(rows) * args.rounds + round_) * args.probe
                     probes = prepare_range(pool, first, first + args.probe, args.words)
-                    wall, in_script = await decision_cost(store, probes)
-                    costs.append(wall)
-                    server.append(in_script)
+                    cost = await decision_cost(store, probes)
                     filled += args.probe  # probes are indexed too
-                cost, server_cost = statistics.median(costs), statistics.median(server)
+                    before, shape = shape, await index_shape(store)
+                    costs.append(replace(cost, rehashing=rehashing(before, shape)))
+                during = sum(1 for c in costs if c.rehashing)
                 print(
-                    f"... {size:>7} indexed (filled in {fill_s:.0f} s): decision {cost:.3f} ms, "
-                    f"{server_cost:.3f} ms of it in the script (median of 3 x {args.probe})",
+                    f"... {size:>7} indexed (filled in {fill_s:.0f} s): decision "
+                    f"{_spread([c.wall for c in costs])}, "
+                    f"{statistics.median(c.script for c in costs):.3f} ms of it in the script; "
+                    f"{during} of {len(costs)} rounds while Redis rehashed an epoch hash",
                     flush=True,
                 )
                 memory, kinds = await prefix_memory(store)
-                per_article = memory / filled
-                rows.append((size, cost, server_cost, per_article, kinds, filled))
-                print(f"... {size:>7} indexed: {per_article / 1024:.1f} KiB per article")
+                rows.append(Row(size, costs, memory / filled, kinds, filled))
+                print(f"... {size:>7} indexed: {memory / filled / 1024:.1f} KiB per article")
+                print(f"... {size:>7} indexed: {describe_shape(start_shape, shape)}")
             paired = await paired_rounds(store, small, pool, sizes[0], args)
     finally:
         deleted = await store.reset() + await small.reset()
@@ -211,31 +299,91 @@ async def run(args: argparse.Namespace) -> None:
         await small.client.aclose()
         print(f"... deleted {deleted} keys")
 
-    print("\nFigures")
-    for size, cost, server_cost, per_article, kinds, filled in rows:
+    print("\nFigures (ms per decision: median of the rounds, least disturbed round in brackets)")
+    for row in rows:
         breakdown = ", ".join(
-            f"{k} {v / filled:.0f} B" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])
+            f"{k} {v / row.filled:.0f} B"
+            for k, v in sorted(row.kinds.items(), key=lambda kv: -kv[1])
         )
         print(
-            f"  {size:>7} indexed   decision {cost:.3f} ms (in script {server_cost:.3f} ms)   "
-            f"memory {per_article:.0f} B/article"
+            f"  {row.size:>7} indexed   decision {row.median('wall'):.3f} ({row.least('wall'):.3f})"
+            f"   in script {row.median('script'):.3f}   server CPU {row.median('cpu'):.3f}"
+            f"   memory {row.per_article:.0f} B/article"
         )
         print(f"                    per article: {breakdown}")
+    foreign = sum(c.foreign_calls for row in rows for c in row.costs)
+    if foreign:
+        print(
+            f"  (other clients ran {foreign} scripts during the rounds: the in-script and "
+            "server CPU figures include their work)"
+        )
     smallest, largest = rows[0], rows[-1]
+
+    def ratio(metric: str, least: bool = False) -> float:
+        if least:
+            return largest.least(metric) / smallest.least(metric)
+        return largest.median(metric) / smallest.median(metric)
+
     print("\nRatios (same run)")
     print(
-        f"  decision cost at {largest[0]} / at {smallest[0]}, the same Redis grown 10x: "
-        f"{largest[1] / smallest[1]:.2f}x (in the script {largest[2] / smallest[2]:.2f}x)"
+        f"  decision cost at {largest.size} / at {smallest.size}, the same Redis grown "
+        f"{largest.size / smallest.size:.0f}x: "
+        f"{ratio('wall'):.2f}x, least disturbed rounds {ratio('wall', least=True):.2f}x "
+        f"(in the script {ratio('script'):.2f}x, server CPU {ratio('cpu'):.2f}x)"
     )
+    outside = [row.median_outside_rehash("wall") for row in (smallest, largest)]
+    if outside[0] and outside[1]:
+        print(
+            f"  the same, only the rounds while Redis rehashed no epoch hash: "
+            f"{outside[1] / outside[0]:.2f}x ({outside[0]:.3f} -> {outside[1]:.3f} ms)"
+        )
     wall_ratio, script_ratio = paired
     print(
-        f"  decision cost at {largest[0]} / at {smallest[0]}, both indexes in one Redis "
+        f"  decision cost at {largest.size} / at {smallest.size}, both indexes in one Redis "
         f"(median of the rounds' ratios): {wall_ratio:.2f}x (in the script {script_ratio:.2f}x)"
     )
-    gib = largest[3] * 1_000_000 / 2**30
+    gib = largest.per_article * 1_000_000 / 2**30
     print(
         f"  Redis memory per million indexed articles: {gib:.2f} GiB "
         f"({args.words}-word articles, full text stored for GET and replays)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    size: int
+    costs: list[Cost]
+    per_article: float
+    kinds: dict[str, int]
+    filled: int
+
+    def median(self, metric: str) -> float:
+        return float(statistics.median(getattr(c, metric) for c in self.costs))
+
+    def least(self, metric: str) -> float:
+        return float(min(getattr(c, metric) for c in self.costs))
+
+    def median_outside_rehash(self, metric: str) -> float | None:
+        values = [getattr(c, metric) for c in self.costs if not c.rehashing]
+        return float(statistics.median(values)) if values else None
+
+
+async def _server_state(store: Store) -> str:
+    """What else the server holds: figures from a server other work also uses are noisier,
+    and a server already grown large (memory it keeps after deletes) misses its caches more.
+
+    Waits first (up to a minute) for what an earlier run deleted to be freed: UNLINK frees a
+    large index in a background thread, which would otherwise share the CPU with this run.
+    """
+    for _ in range(600):
+        if not int((await store.client.info("memory")).get("lazyfree_pending_objects", 0)):
+            break
+        await asyncio.sleep(0.1)
+    info = await store.client.info()
+    return (
+        f"server {info.get('redis_version', '?')}: {await store.client.dbsize()} keys of others, "
+        f"{info['used_memory_human']} used, {info['used_memory_rss_human']} resident, "
+        f"{info.get('connected_clients', '?')} clients"
     )
 
 
@@ -251,8 +399,11 @@ async def paired_rounds(
     Filling one Redis from 10k to 100k articles makes the whole server 10x larger, so its
     lookups miss the CPU caches and TLB more often, whatever the index does; with both
     indexes in one server that effect is the same for both, and the ratio is the index's own.
+    The rounds add to the large index: when they take one of its hashes past a power of two,
+    its rehash (see ``describe_shape``) is in this ratio and not in the small index's cost.
     """
     await fill(small, prepare_range(pool, 50_000_000, 50_000_000 + size, args.words))
+    shape = await index_shape(big)
     wall, script = [], []
     for round_ in range(PAIRED_ROUNDS):
         base = 60_000_000 + round_ * 2 * args.probe
@@ -264,13 +415,14 @@ async def paired_rounds(
         else:
             on_big = await decision_cost(big, probes_big)
             on_small = await decision_cost(small, probes_small)
-        wall.append(on_big[0] / on_small[0])
-        script.append(on_big[1] / on_small[1])
+        wall.append(on_big.wall / on_small.wall)
+        script.append(on_big.script / on_small.script)
         print(
-            f"... paired round {round_ + 1}: {on_big[0]:.3f} ms against the large index, "
-            f"{on_small[0]:.3f} ms against the small one",
+            f"... paired round {round_ + 1}: {on_big.wall:.3f} ms against the large index, "
+            f"{on_small.wall:.3f} ms against the small one",
             flush=True,
         )
+    print(f"... paired rounds, the large index: {describe_shape(shape, await index_shape(big))}")
     return statistics.median(wall), statistics.median(script)
 
 
@@ -281,6 +433,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--probe", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=7, help="probe rounds at each size")
     parser.add_argument("--words", type=int, default=600)
     asyncio.run(run(parser.parse_args()))
 

@@ -275,6 +275,7 @@ def index_meta(
         "bands": str(bands),
         "rows": str(rows),
         "anchors": ANCHOR_SCHEME,
-        "layout": "epoch-hashes-v2",
+        # v3: band and anchor digests are stored binary, not hex (scripts/decide.lua).
+        "layout": "epoch-hashes-v3",
         "datasketch": "2.0.0",
     }

@@ -70,6 +70,17 @@ def _pack(digests: Sequence[str]) -> tuple[int, str]:
     return width, "".join(digests)
 
 
+def _pack_binary(digests: Sequence[str]) -> tuple[int, bytes]:
+    """Hex digests of one width as one argument of their bytes, and the width in bytes.
+
+    The index stores digests binary (see decide.lua): half the bytes of hex.
+    """
+    width, packed = _pack(digests)
+    if width % 2:
+        raise ValueError("digests sent binary must have an even number of hex digits")
+    return width // 2, bytes.fromhex(packed)
+
+
 def connect(url: str, *, timeout_s: float) -> aioredis.Redis:
     """A client whose failures surface fast: an outage must turn into a 503, not a hang.
 
@@ -218,8 +229,8 @@ class Store:
             repr(self.containment),
             item.url_key or "",
             len(item.bands),
-            _pack(item.bands)[1],
-            *_pack(item.anchors),
+            _pack_binary(item.bands)[1],
+            *_pack_binary(item.anchors),
         ]
         return self._decide, keys, args
 

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from service.errors import IndexMismatch, StoreUnavailable
 from service.fingerprint import index_meta
-from service.index import Store, connect
+from service.index import Store, _pack_binary, connect
 from service.keys import Keys
 from service.models import DuplicateEvent, Params, Prepared, parse_event
 from service.prepare import prepared_from_body
@@ -383,3 +383,76 @@ async def test_racing_stores_make_one_unique_per_pair(
     for (decision,) in results:
         statuses.setdefault(int(decision.id.split("-")[1]), []).append(decision.status)
     assert all(sorted(s) == ["duplicate", "unique"] for s in statuses.values()), statuses
+
+
+async def _server_ms(client: aioredis.Redis) -> int:
+    seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def _sleep_until_ms(client: aioredis.Redis, at_ms: int) -> None:
+    """Sleep until the server's clock, which picks the epoch, reads ``at_ms``."""
+    for _ in range(10):
+        now = await _server_ms(client)
+        if now >= at_ms:
+            return
+        await asyncio.sleep((at_ms - now) / 1000)
+    raise AssertionError("the server's clock did not reach the time slept to")
+
+
+async def test_lookups_read_the_earlier_epochs_of_the_window(
+    make_store: MakeStore, redis_client: aioredis.Redis
+) -> None:
+    """A story indexed one and two epochs ago is found, by LSH and by its anchors, while the
+    current epoch's hashes do not exist yet (they are skipped, not read)."""
+    store = make_store(window_s=2)  # epochs of 1 s: a lookup spans 3 of them
+    epoch_ms = 1000
+    rng = random.Random(12)
+    full, other = _long_story(30), _long_story(31)
+    # Index late in an epoch, so that two epochs later the story is still in the window.
+    now = await _server_ms(redis_client)
+    await _sleep_until_ms(redis_client, (now // epoch_ms + 1) * epoch_ms + 750)
+    indexed_at = await _server_ms(redis_client)
+    await store.decide_many([prepared("story", full), prepared("other", other)], dry_run=False)
+    epoch = indexed_at // epoch_ms
+    await _sleep_until_ms(redis_client, (epoch + 1) * epoch_ms + 20)
+    assert not await redis_client.exists(f"{store.keys.ns}lsh:{epoch + 1}")
+    teaser = "\n\n".join(full.split("\n\n")[:3])
+    (excerpt, copy) = await store.decide_many(
+        [prepared("teaser", teaser), prepared("copy", near_copy(full, rng))], dry_run=False
+    )
+    assert (excerpt.relation, excerpt.duplicate_of) == ("excerpt", "story")
+    assert (copy.relation, copy.duplicate_of) == ("near_duplicate", "story")
+    await _sleep_until_ms(redis_client, (epoch + 2) * epoch_ms + 20)
+    assert await _server_ms(redis_client) < indexed_at + 1900, "too slow to test: the window passed"
+    (later,) = await store.decide_many([prepared("later", near_copy(other, rng))], dry_run=False)
+    assert (later.relation, later.duplicate_of) == ("near_duplicate", "other")
+
+
+async def test_index_fields_are_binary_digests(
+    make_store: MakeStore, redis_client: aioredis.Redis
+) -> None:
+    """The layout decide.lua documents: a band's field is its number (2 bytes) and its 8-byte
+    digest, an anchor's field its 4-byte digest, each value the ids indexed under it."""
+    store = make_store()
+    item = prepared("a", _long_story(32))
+    await store.decide_many([item], dry_run=False)
+    ns = store.keys.ns
+    (lsh_key,) = [k async for k in redis_client.scan_iter(match=f"{ns}lsh:*")]
+    (anc_key,) = [k async for k in redis_client.scan_iter(match=f"{ns}anc:*")]
+    lsh = await redis_client.hgetall(lsh_key)
+    assert lsh == {
+        band.to_bytes(2, "big") + bytes.fromhex(digest): b"a"
+        for band, digest in enumerate(item.bands)
+    }
+    anc = await redis_client.hgetall(anc_key)
+    assert anc == {bytes.fromhex(digest): b"a" for digest in item.anchors}
+
+
+def test_digests_travel_binary() -> None:
+    assert _pack_binary([]) == (0, b"")
+    assert _pack_binary(["00ff", "a0b1"]) == (2, b"\x00\xff\xa0\xb1")
+    with pytest.raises(ValueError, match="same"):
+        _pack_binary(["00ff", "a0"])
+    with pytest.raises(ValueError, match="even"):
+        _pack_binary(["abc", "def"])

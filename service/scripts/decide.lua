@@ -13,22 +13,32 @@
 -- KEYS[4]  duplicates stream
 --
 -- The index itself lives in a few large hashes per epoch rather than in keys per article:
--- <ns>lsh:<epoch> maps "<band>:<digest>" and <ns>anc:<epoch> maps an anchor digest to the ids
--- indexed under it (space-separated, newest last, capped). An epoch is half the window, an
--- article is indexed in the current one, and a lookup reads the three epochs a window can
--- span; each epoch hash expires as a whole once its newest entry is past the window. Entries
--- linger up to one epoch longer than the window, harmlessly: a candidate counts only while its
--- article hash, which expires exactly at the window, exists. Keeping the key count flat keeps
--- a decision's cost flat as the index grows (bench/capacity.py). These keys, and the
--- <ns>url:<digest> of an article, are named here from the server's clock and arguments: with
--- a Redis Cluster hash tag in the prefix they share the slot of KEYS.
+-- <ns>lsh:<epoch> maps a band's field (its number, 2 bytes big-endian, then its digest) and
+-- <ns>anc:<epoch> an anchor's digest to the ids indexed under it (space-separated, newest
+-- last, capped). Digests are binary (8 and 4 bytes), half their hex: a field then takes the
+-- allocator's 16- and 8-byte classes instead of 32 and 16, 0.8 KB less an article of the
+-- ~5 KB the index holds. An epoch is half the window, an article is indexed in the current
+-- one, and a lookup reads those of the three epochs a window can span that exist (an EXISTS
+-- for one that does not); each epoch hash expires as a whole once its newest entry is past
+-- the window. Entries linger up to one epoch longer than the window, harmlessly: a candidate
+-- counts only while its article hash, which expires exactly at the window, exists.
+--
+-- Keeping the key count flat keeps the work of a decision flat as the index grows: a new
+-- story reads its 32 bands and ~40 anchors in each epoch hash and adds them to the current
+-- one. What still costs more in a larger index is memory, not work (bench/capacity.py): each
+-- of those field lookups misses the CPU caches and TLB more often in a larger server, and
+-- after a hash passes a power of two Redis rehashes it one step per field a command touches,
+-- which for tens of thousands of decisions costs as much as the lookups themselves.
+--
+-- These keys, and the <ns>url:<digest> of an article, are named here from the server's clock
+-- and arguments: with a Redis Cluster hash tag in the prefix they share the slot of KEYS.
 --
 -- ARGV  1 ns            2 id              3 request hash     4 content hash   5 signature
 --       6 threshold     7 window_ms       8 stream maxlen    9 dry run "1"/"0"
 --      10 article JSON 11 source         12 url ("" if none) 13 max ids per bucket
 --      14 shingle count 15 containment threshold  16 url digest ("" if none)
---      17 number of bands  18 the band digests, concatenated (all of one width)
---      19 anchor width     20 the anchor digests, concatenated
+--      17 number of bands  18 the band digests, binary, concatenated (all of one width)
+--      19 anchor width     20 the anchor digests, binary, concatenated
 --
 -- Lists travel packed in one argument each: the client encodes every argument separately,
 -- and at ~70 digests an article that encoding cost more of the event loop than the rest of
@@ -69,7 +79,10 @@ local bands, anchors = {}, {}
 if nbands > 0 then
   local packed = ARGV[18]
   local width = #packed / nbands
-  for i = 1, nbands do bands[i] = (i - 1) .. ":" .. string.sub(packed, (i - 1) * width + 1, i * width) end
+  for i = 1, nbands do
+    bands[i] = string.char(math.floor((i - 1) / 256), (i - 1) % 256)
+      .. string.sub(packed, (i - 1) * width + 1, i * width)
+  end
 end
 local anchor_width, packed_anchors = tonumber(ARGV[19]), ARGV[20]
 if anchor_width > 0 then
@@ -142,11 +155,19 @@ end
 
 -- The ids under one field of an epoch hash, newest first.
 local function members(value)
-  local ids = {}
+  local ids, n = {}, 0
   if value then
-    for member in string.gmatch(value, "%S+") do table.insert(ids, 1, member) end
+    for member in string.gmatch(value, "%S+") do n = n + 1; ids[n] = member end
+    for i = 1, math.floor(n / 2) do ids[i], ids[n + 1 - i] = ids[n + 1 - i], ids[i] end
   end
   return ids
+end
+
+-- How many ids one field holds, without splitting it.
+local function count(value)
+  if not value then return 0 end
+  local _, separators = string.gsub(value, " ", "")
+  return separators + 1
 end
 
 -- Append id to each field of the current epoch hash (whose values were read as `current`),
@@ -177,21 +198,28 @@ local function append(kind, fields, current, cap)
   redis.call("PEXPIREAT", key, (epoch + 1) * epoch_ms + window_ms)
 end
 
+-- What the fields hold in each epoch hash, [back][i] for the i-th field `back` epochs ago
+-- (false when absent). An epoch hash that does not exist costs an EXISTS, not a lookup.
+local function epoch_values(kind, fields)
+  local values = {}
+  for back = 0, 2 do
+    local key = epoch_key(kind, back)
+    if #fields > 0 and redis.call("EXISTS", key) == 1 then
+      values[back] = redis.call("HMGET", key, unpack(fields))
+    else
+      values[back] = {}
+    end
+  end
+  return values
+end
+
 local lsh_values, anc_values = nil, nil
 local function lsh_lookup()
-  if not lsh_values then
-    lsh_values = {}
-    for back = 0, 2 do lsh_values[back] = redis.call("HMGET", epoch_key("lsh", back), unpack(bands)) end
-  end
+  if not lsh_values then lsh_values = epoch_values("lsh", bands) end
   return lsh_values
 end
 local function anc_lookup()
-  if not anc_values then
-    anc_values = {}
-    for back = 0, 2 do
-      anc_values[back] = #anchors > 0 and redis.call("HMGET", epoch_key("anc", back), unpack(anchors)) or {}
-    end
-  end
+  if not anc_values then anc_values = epoch_values("anc", anchors) end
   return anc_values
 end
 
@@ -302,12 +330,15 @@ if nbands > 0 then
   local values = lsh_lookup()
   for back = 0, 2 do
     for b = 1, nbands do
-      local ids = members(values[back][b])
-      for j = 1, math.min(#ids, per_bucket) do
-        local cand = ids[j]
-        if cand ~= id then
-          if not shared_bands[cand] then shared_bands[cand] = 0; order[#order + 1] = cand end
-          shared_bands[cand] = shared_bands[cand] + 1
+      local value = values[back][b]
+      if value then
+        local ids = members(value)
+        for j = 1, math.min(#ids, per_bucket) do
+          local cand = ids[j]
+          if cand ~= id then
+            if not shared_bands[cand] then shared_bands[cand] = 0; order[#order + 1] = cand end
+            shared_bands[cand] = shared_bands[cand] + 1
+          end
         end
       end
     end
@@ -368,20 +399,28 @@ if #anchors > 0 then
   -- This article's anchors that can tell anything: not stock phrases.
   local informative = 0
   for i = 1, #anchors do
-    local lists, common = {}, false
+    local common, found = false, false
     for back = 0, 2 do
-      lists[back] = members(values[back][i])
-      if #lists[back] > PER_ANCHOR then common = true end
+      local value = values[back][i]
+      if value then
+        found = true
+        if count(value) > PER_ANCHOR then common = true end
+      end
     end
     if not common then
       informative = informative + 1
+    end
+    if found and not common then
       local counted = {}
       for back = 0, 2 do
-        for _, cand in ipairs(lists[back]) do
-          if cand ~= id and not counted[cand] then
-            counted[cand] = true
-            if not hits[cand] then hits[cand] = 0; order[#order + 1] = cand end
-            hits[cand] = hits[cand] + 1
+        local value = values[back][i]
+        if value then
+          for cand in string.gmatch(value, "%S+") do
+            if cand ~= id and not counted[cand] then
+              counted[cand] = true
+              if not hits[cand] then hits[cand] = 0; order[#order + 1] = cand end
+              hits[cand] = hits[cand] + 1
+            end
           end
         end
       end
