@@ -568,6 +568,9 @@ async def _decision_cost(
     measured = await capacity.decision_cost(store, probes)
     if isinstance(measured, tuple):
         return float(measured[0]), float(measured[1])
+    if hasattr(measured, "wall"):  # capacity.Cost
+        script = getattr(measured, "script", None)
+        return float(measured.wall), None if script is None else float(script)
     return float(measured), None
 
 
