@@ -555,8 +555,8 @@ class IndexGrowth:
 def _capacity() -> ModuleType:
     """bench/capacity.py, the sibling benchmark that fills an index through the decide step.
 
-    Imported by name, not statically: its owner changes it on their own schedule, and only
-    its function names are promised (make_prepared, prepare_range, fill, decision_cost).
+    Imported by name, not statically: only what it promises is used (make_prepared,
+    prepare_range, fill, and decision_cost answering a ``Cost`` with ``wall`` and ``script``).
     """
     return importlib.import_module("capacity")
 
@@ -564,14 +564,9 @@ def _capacity() -> ModuleType:
 async def _decision_cost(
     capacity: ModuleType, store: Store, probes: list[Prepared]
 ) -> tuple[float, float | None]:
-    """capacity.decision_cost: ms per decision, and ms inside the script when it says."""
+    """capacity.decision_cost: ms per decision, and ms of it inside the script."""
     measured = await capacity.decision_cost(store, probes)
-    if isinstance(measured, tuple):
-        return float(measured[0]), float(measured[1])
-    if hasattr(measured, "wall"):  # capacity.Cost
-        script = getattr(measured, "script", None)
-        return float(measured.wall), None if script is None else float(script)
-    return float(measured), None
+    return float(measured.wall), float(measured.script)
 
 
 async def measure_index_growth(
