@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import logs
+from .codings import Inflater, coding_of
 from .errors import InputError, StoreUnavailable
 from .models import ID_MAX_LENGTH, ID_PATTERN, Decision, ErrorBody, ItemError
 from .state import METRICS, OPENAPI, PIPELINE, POOL, SETTINGS, STORE
@@ -185,34 +186,38 @@ def _require_media(request: web.Request, allowed: frozenset[str]) -> str:
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The body, refused as soon as it passes ``limit`` (also after gzip inflation)."""
+    """The body, inflated when it comes gzip or deflate encoded (see :mod:`.codings`), and
+    refused as soon as it passes ``limit`` bytes, compressed or inflated."""
     too_large = InputError(
         413,
         "body_too_large",
         f"request body is larger than the {limit} byte limit",
         [{"field": "body", "limit_bytes": limit}],
     )
+    coding = coding_of(request.headers.get("Content-Encoding", ""))
     declared = request.content_length
     if declared is not None and declared > limit:
         raise too_large
+    inflater = Inflater(coding) if coding != "identity" else None
     body = bytearray()
+    received = 0
     try:
-        # aiohttp inflates a gzip or deflate body in bounded steps as it is read, so a small
-        # body that inflates past the limit is refused here after about ``limit`` bytes.
         async for chunk in request.content.iter_chunked(_READ_CHUNK):
-            body += chunk
-            if len(body) > limit:
+            received += len(chunk)
+            body += chunk if inflater is None else inflater.feed(chunk, limit - len(body))
+            if len(body) > limit or received > limit:
                 raise too_large
     except web.RequestPayloadError as exc:
-        # A body the parser cannot decode: corrupt gzip or deflate, broken chunked framing.
+        # Broken chunked framing, or a body that ends before its Content-Length.
         reason = getattr(exc.__cause__, "message", None) or str(exc)
-        field = "Content-Encoding" if "content-encoding" in reason.lower() else "body"
         raise InputError(
             400,
             "undecodable_body",
             f"the request body could not be read: {reason}",
-            [{"field": field, "message": reason}],
+            [{"field": "body", "message": reason}],
         ) from exc
+    if inflater is not None:
+        inflater.finish()
     return bytes(body)
 
 

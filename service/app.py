@@ -126,10 +126,12 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, pool: WorkerPool | None = None) -> web.Application:
     """The application; pass ``pool`` to share one worker pool between apps (tests)."""
-    # The body is read and size-checked by the handlers themselves (see api._read_body).
+    # The body is read, inflated and size-checked by the handlers themselves (see
+    # api._read_body and service/codings.py), so every content coding gets a JSON answer.
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=max(settings.max_body_bytes, settings.max_batch_body_bytes) + 1,
+        handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

@@ -37,7 +37,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "API keys are configured and none was given, or it is wrong.",
         404: "No such article, or it expired.",
         413: "The body is over the size limit, or the batch over the item limit.",
-        415: "Wrong Content-Type.",
+        415: "Wrong Content-Type, or a Content-Encoding other than gzip, deflate or identity.",
         422: "Validation failed; details name the field.",
         503: "Redis is unavailable; retry after Retry-After seconds.",
     }

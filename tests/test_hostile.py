@@ -13,6 +13,7 @@ given).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import json
 import struct
@@ -264,6 +265,63 @@ async def test_corrupt_compressed_body_is_400(
     client: Client, redis_client: aioredis.Redis, prefix: str, encoding: str
 ) -> None:
     resp = await post(client, SINGLE, b"this is not compressed", Content_Encoding=encoding)
+    error = await error_of(resp, 400, "undecodable_body")
+    assert fields(error) == {"Content-Encoding"}
+    await nothing_stored(redis_client, prefix)
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "x-unknown", "gzip, br"])
+async def test_unsupported_content_encoding_is_415_json(
+    client: Client, redis_client: aioredis.Redis, prefix: str, encoding: str
+) -> None:
+    """br and zstd used to get aiohttp's plain-text 400, and unknown codings were stored raw."""
+    for path in (SINGLE, BATCH):
+        data = json.dumps({"text": BODY} if path == SINGLE else [{"text": BODY}])
+        resp = await post(client, path, data, Content_Encoding=encoding)
+        error = await error_of(resp, 415, "unsupported_content_encoding")
+        assert fields(error) == {"Content-Encoding"}
+        assert error["details"][0]["allowed"] == ["deflate", "gzip", "identity"]
+    await nothing_stored(redis_client, prefix)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "pack"),
+    [
+        ("gzip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("GZIP", gzip.compress),
+        ("deflate", zlib.compress),  # the zlib format RFC 9110 names
+        ("deflate", lambda data: zlib.compress(data)[2:-4]),  # raw deflate, as some send
+        ("identity", lambda data: data),
+        ("identity, gzip", gzip.compress),
+    ],
+)
+async def test_supported_content_encodings_are_inflated(
+    client: Client, encoding: str, pack: Callable[[bytes], bytes]
+) -> None:
+    article = {"id": "coded-1", "text": BODY}
+    resp = await post(client, SINGLE, pack(json.dumps(article).encode()), Content_Encoding=encoding)
+    assert resp.status == 201, await resp.text()
+    # The same article sent plain: what was stored from the encoded one is what it gives.
+    plain = await post(client, SINGLE + "?dry_run=true", json.dumps(article))
+    stored = await (await client.get("/v1/articles/coded-1")).json()
+    assert stored["article"]["text"] == (await plain.json())["article"]["text"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        gzip.compress(b'{"text": "one"}') + b"trailing bytes",
+        gzip.compress(b'{"text": "one"}') + gzip.compress(b'{"text": "two"}'),
+        gzip.compress(json.dumps({"text": BODY}).encode())[:-20],
+    ],
+    ids=["trailing-garbage", "second-member", "truncated"],
+)
+async def test_gzip_body_that_does_not_end_with_its_stream_is_400(
+    client: Client, redis_client: aioredis.Redis, prefix: str, data: bytes
+) -> None:
+    """Inflating only the first part would store a silently truncated article."""
+    resp = await post(client, SINGLE, data, Content_Encoding="gzip")
     error = await error_of(resp, 400, "undecodable_body")
     assert fields(error) == {"Content-Encoding"}
     await nothing_stored(redis_client, prefix)
