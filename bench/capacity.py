@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import statistics
@@ -227,6 +228,27 @@ async def decision_cost(store: Store, probes: list[Prepared]) -> Cost:
     )
 
 
+def median_interval(
+    values: list[float], confidence: float = 0.9, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """A bootstrap interval for the median of ``values`` (percentile method, fixed seed).
+
+    The per-round ratios of a paired measurement scatter with the machine's noise; the
+    interval says how far their median could move had other rounds been drawn, so one
+    favourable or unlucky run is not read as the index's behaviour.
+    """
+    if not values:
+        return math.nan, math.nan
+    rng = random.Random(seed)
+    medians = sorted(
+        statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
+    )
+    tail = (1 - confidence) / 2
+    low = medians[int(tail * (resamples - 1))]
+    high = medians[int((1 - tail) * (resamples - 1))]
+    return low, high
+
+
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ms (least disturbed {min(values):.3f})"
 
@@ -337,10 +359,13 @@ async def run(args: argparse.Namespace) -> None:
             f"  the same, only the rounds while Redis rehashed no epoch hash: "
             f"{outside[1] / outside[0]:.2f}x ({outside[0]:.3f} -> {outside[1]:.3f} ms)"
         )
-    wall_ratio, script_ratio = paired
+    wall_ratios, script_ratios = paired
+    low, high = median_interval(wall_ratios)
     print(
         f"  decision cost at {largest.size} / at {smallest.size}, both indexes in one Redis "
-        f"(median of the rounds' ratios): {wall_ratio:.2f}x (in the script {script_ratio:.2f}x)"
+        f"(median of {len(wall_ratios)} rounds' ratios): {statistics.median(wall_ratios):.2f}x, "
+        f"90% interval {low:.2f}-{high:.2f}x (in the script "
+        f"{statistics.median(script_ratios):.2f}x)"
     )
     gib = largest.per_article * 1_000_000 / 2**30
     print(
@@ -387,12 +412,14 @@ async def _server_state(store: Store) -> str:
     )
 
 
-PAIRED_ROUNDS = 7
+# Each paired round is short (a few hundred decisions) and the machine's noise comes in bursts
+# of seconds: many rounds, and the median of their ratios with its interval.
+PAIRED_ROUNDS = 21
 
 
 async def paired_rounds(
     big: Store, small: Store, pool: ProcessPoolExecutor, size: int, args: argparse.Namespace
-) -> tuple[float, float]:
+) -> tuple[list[float], list[float]]:
     """The cost of a decision against the large index and against a small one held in the
     same Redis, round by round with fresh probes, the order alternating.
 
@@ -423,7 +450,7 @@ async def paired_rounds(
             flush=True,
         )
     print(f"... paired rounds, the large index: {describe_shape(shape, await index_shape(big))}")
-    return statistics.median(wall), statistics.median(script)
+    return wall, script
 
 
 def main() -> None:

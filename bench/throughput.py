@@ -176,7 +176,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         workers=args.workers,
         index_sizes=None if args.skip_index_growth else sizes,
         probe=100 if quick else 200,
-        probe_rounds=6 if quick else 10,
+        probe_rounds=10 if quick else 30,
     )
     positive = ("articles", "html_pages", "latency_requests", "batch_size", "html_batch_size")
     for name in (*positive, "senders", "workers"):
@@ -545,6 +545,13 @@ class IndexGrowth:
         """Cost at ``large`` / at ``small``: the median of the per-round ratios."""
         paired = self._paired(self.costs_ms[self.small], self.costs_ms[self.large])
         return paired if paired is not None else math.nan
+
+    def ratio_interval(self) -> tuple[float, float]:
+        """A 90% bootstrap interval for :attr:`ratio` (capacity.median_interval)."""
+        small, large = self.costs_ms[self.small], self.costs_ms[self.large]
+        ratios = [b / a for a, b in zip(small, large, strict=False) if a > 0]
+        low, high = _capacity().median_interval(ratios)
+        return float(low), float(high)
 
     @property
     def script_ratio(self) -> float | None:
@@ -1274,12 +1281,14 @@ def report_ratios(config: Config, results: Results) -> None:
         )
     if results.growth:
         growth = results.growth
+        low, high = growth.ratio_interval()
         print(
             _row(
                 f"decision cost at {growth.large} / at {growth.small}",
                 f"{growth.ratio:.3f}x",
                 f"median of the {len(growth.costs_ms[growth.small])} rounds' ratios (each round "
-                "decides the same probes against both, back to back)",
+                f"decides the same probes against both, back to back); 90% interval "
+                f"{low:.3f}-{high:.3f}x",
             )
         )
         if growth.script_ratio is not None:
@@ -1402,7 +1411,8 @@ def targets(results: Results) -> list[Target]:
             False,
             "x",
             f"{growth.cost_ms(growth.large):.3f} vs {growth.cost_ms(growth.small):.3f} ms "
-            "(medians; the ratio pairs the rounds)"
+            "(medians; the ratio pairs the rounds; 90% interval "
+            f"{growth.ratio_interval()[0]:.3f}-{growth.ratio_interval()[1]:.3f}x)"
             if growth and measured
             else "skipped (--skip-index-growth) or failed (see above)",
         )
