@@ -202,6 +202,36 @@ PROSE = [
     "Die Polizei teilte am 17.01.2021 mit, dass der Täter gefasst wurde.",
     "AP reporters saw the convoy leave the capital before dawn.",
     "在抗击新冠肺炎疫情的日子里，封在武汉的父母们总要万般无奈而又小心翼翼回应着孩子天真的追问。",
+    # Trigger words of the rules for comment counters, article navigation, section labels,
+    # calls to action, captions, licences and sign-up prompts, inside sentences.
+    "Eleven comments were received by the council before the deadline, the clerk said.",
+    "Kommentare aus der Bevölkerung waren überwiegend positiv, hieß es am Abend.",
+    "Previous articles on this topic have shown that the mayor was right all along.",
+    "Der nächste Artikel der Serie erscheint am Montag, sagte die Redaktion.",
+    "Neuer Beitrag: Die Stadt zahlt mehr für die Kitas, sagte der Kämmerer am Dienstag.",
+    "About the author of the report, little is known beyond her name.",
+    "Like this, the plan would never work, the mayor told the council.",
+    "Mehr ausländische Fachkräfte sollen kommen, sagte der Minister.",
+    "Zurück zur Übersicht kam die Debatte erst am späten Abend.",
+    "Themen wie Klima und Rente bestimmten den Wahlkampf in diesem Jahr.",
+    "Sie sagte: „Wir werden das Buch bestellen und dann in Ruhe lesen.“",
+    "The company said it would send a letter to the editor of the local paper.",
+    "66 likes in one hour were a record for the page, she said.",
+    "Creative Commons was founded in 2001 by Lawrence Lessig and others.",
+    "The company runs an affiliate program for bloggers, the report said.",
+    "Home prices rose sharply in March, the statistics agency said.",
+    "Inhalt und Form der Reform sind umstritten, sagte die Ministerin.",
+    "Die Polizei bittet Zeugen, sich per E-Mail oder telefonisch zu melden.",
+    "Unser Newsletter-Team hat die Umfrage im März ausgewertet, hieß es.",
+    "Readers can subscribe to new articles by email, the editors said.",
+    "Antworten auf diese Fragen soll eine Kommission bis zum Sommer finden.",
+    "Teilen mit der Nachbarschaft ist in dem Dorf eine alte Tradition.",
+    "The photo shows the mayor in front of the town hall, her office said.",
+    "Get the news out quickly, the spokesman urged the council on Monday.",
+    "Watch the council meeting again on the city website, the clerk said.",
+    "This entry was the first of its kind in the city register, she said.",
+    "Google said its reCAPTCHA service would change next year, the paper reported.",
+    "Empfehlungen der Kommission wurden am Dienstag veröffentlicht, hieß es.",
 ]
 
 
@@ -280,12 +310,118 @@ def test_trigger_words_inside_body_sentences_stay(sentence: str) -> None:
         ("vor 5 Stunden", "timestamp"),
         ("hace 5 horas", "timestamp"),
         ("Updated 2111 GMT (0511 HKT) March 29, 2017", "timestamp"),
+        # Comment counters and comment forms, in the languages above.
+        ("11 Kommentare", "comment_count"),
+        ("Un commentaire", "comment_count"),
+        ("kein Kommentar", "comment_count"),
+        ("45 Gedanken zu „Das wird man ja wohl noch sagen dürfen!“", "comment_count"),
+        ("One thought on “Sunday Thoughts”", "comment_count"),
+        ("Hinterlasse einen Kommentar", "comment_form"),
+        ("Kommentieren Sie den Artikel Antwort abbrechen", "comment_form"),
+        ("Laisser un commentaire Annuler la réponse.", "comment_form"),
+        ("Antworten ↓", "comment_form"),
+        (
+            "Wenn Sie diesen Beitrag kommentieren möchten, füllen Sie die Felder aus! "
+            "Antworten abbrechen",
+            "comment_form",
+        ),
+        # Links to the article before or after this one, the author's box.
+        ("Vorheriger Artikel", "post_navigation"),
+        ("Nächster ArtikelFDP-Politiker stellen die Ampel infrage", "post_navigation"),
+        ("Article suivant : Les Tunisiens rapatriés rentrent chez eux", "post_navigation"),
+        ("Beitragsnavigation", "post_navigation"),
+        ("← Das F-Wort – Teil 2", "post_navigation"),
+        ("« Vorherige News: Verfall von Urlaub", "post_navigation"),
+        ("About the author", "author_box"),
+        ("Zeige alle Beiträge von Creeny »", "author_box"),
+        # Section labels over lists of other stories.
+        ("Neueste Beiträge", "related_links"),
+        ("Latest Articles", "related_links"),
+        ("Derniers articles", "related_links"),
+        ("Más leídas", "related_links"),
+        ("Mehr vonNike Jane", "related_links"),
+        ("Plus par Chokri Gharbi", "related_links"),
+        ("Schon gelesen?", "related_links"),
+        # Sharing, liking, calls to action, loading more.
+        ("Teilen mit:", "share_prompt"),
+        ("Gefällt mir Wird geladen …", "share_prompt"),
+        ("Like this:", "share_prompt"),
+        ("Buch bestellen", "call_to_action"),
+        ("Bewerten Sie dieses Produkt", "call_to_action"),
+        ("Du willst nichts mehr verpassen?", "call_to_action"),
+        ("Jetzt neu! Besuchen Sie unseren Fan-Shop!", "call_to_action"),
+        ("Like recipe? Add the ingredients to your basket and we deliver.", "call_to_action"),
+        (
+            "We want to hear what you think about this article. Submit a letter to the editor.",
+            "call_to_action",
+        ),
+        ("Zurück zur Übersicht", "read_more"),
+        ("Charger plus d'articles", "read_more"),
+        ("Weitere Branchenmeldungen »", "read_more"),
+        ("66 Likes", "counter"),
+        # Captions with their credit at the end, licences, disclosures.
+        ("Wer die Äste auf die Wege zieht, ist unklar (Symbolbild).", "photo_credit"),
+        ("Merkel und Marin sprachen in Berlin. Kuva: Alexander Becher", "photo_credit"),
+        ("Bundesratsgebäude mit Schriftzug #WeRemember © Bundesrat | Dirk Deckbar", "photo_credit"),
+        (
+            "Dieses Werk ist lizenziert unter einer Creative Commons Namensnennung 4.0 "
+            "International Lizenz.",
+            "copyright",
+        ),
+        ("* Links mit Sternchen sind sogenannte Affiliate-Links.", "disclosure"),
+        # Site chrome, tags, sign-up prompts, question-and-answer timestamps.
+        ("Inhalt", "site_chrome"),
+        ("Home » News » Politik", "site_chrome"),
+        ("InicioMundoUcrania interrumpe el paso de gas", "site_chrome"),
+        ("Schlagwörter:Frauen aus der Sportwelt", "filed_under"),
+        ("Abgelegt unter Blogprojekte, Das Leben | Hinterlasse einen Kommentar", "filed_under"),
+        ("Redaktions-Newsletter", "newsletter_prompt"),
+        ("Unser kostenloser Newsletter informiert Sie über neue Beiträge.", "newsletter_prompt"),
+        ("Gib deine E-Mail-Adresse ein, um diesem Blog zu folgen.", "newsletter_prompt"),
+        ("Tipps und Schnäppchen für dein Tier per E-Mail", "newsletter_prompt"),
+        ("Benachrichtige mich über neue Beiträge via E-Mail.", "newsletter_prompt"),
+        ("asked Feb 6, 2014 at 20:37", "timestamp"),
+        ("Empfehlungen aus dem Garten-Shop", "related_links"),
+        ("Artículos relacionados en El Nuevo Herald", "related_links"),
+        ("Watch: The mayor's speech in full", "related_links"),
+        ("Bild 3 von 10", "site_chrome"),
+        ("1 of 8 »", "site_chrome"),
+        ("Votre adresse e-mail : *", "comment_form"),
+        ("This entry was posted in Allgemein. Bookmark the permalink.", "filed_under"),
+        (
+            "This site is protected by reCAPTCHA and the Google Privacy Policy and Terms of "
+            "Service apply.",
+            "cookie_notice",
+        ),
+        ("Get regular updates on the latest tutorials, offers & news.", "newsletter_prompt"),
+        ("Erhalten Sie kostenlos aktuelle Kredit-News und Informationen", "newsletter_prompt"),
     ],
 )
 def test_rule_table_recognises_whole_lines(line: str, reason: str) -> None:
     cleaned = clean_text(f"A Headline\n{line}\nThe body of the story is this sentence.")
     assert cleaned.paragraphs == ("The body of the story is this sentence.",)
     assert [(r.layer, r.reason, r.text) for r in cleaned.removed] == [("rules", reason, line)]
+
+
+def test_a_bare_see_also_label_takes_the_headline_it_links_to() -> None:
+    raw = "\n".join(
+        [
+            LONG_BODY[0],
+            "Lesen Sie auch:",
+            "Warum die Stadt die Buslinien im Norden kürzt",
+            *LONG_BODY[1:],
+        ]
+    )
+    cleaned = clean_text(raw, title="Budget passes")
+    assert cleaned.paragraphs == tuple(LONG_BODY)
+    assert [(r.reason, r.text) for r in cleaned.removed] == [
+        ("related_links", "Lesen Sie auch:"),
+        ("related_links", "Warum die Stadt die Buslinien im Norden kürzt"),
+    ]
+    # With its headline on the same line, the label takes nothing more.
+    inline = "Lesen Sie auch: Warum die Stadt die Buslinien kürzt"
+    again = clean_text("\n".join([LONG_BODY[0], inline, *LONG_BODY[1:]]), title="Budget")
+    assert again.paragraphs == tuple(LONG_BODY)
 
 
 def test_story_highlights_block_takes_its_bullets_only() -> None:
@@ -439,6 +575,78 @@ def test_stop_words_of_the_document_language_are_used() -> None:
     assert {r.text: r.reason for r in cleaned.removed}[names] == "low_stopwords"
 
 
+# The rest of the page, after the article: comments, teasers, the author's box.
+COMMENTS = [
+    "Anna Schmidt 14.09.2022 um 21.11",
+    "I have read every budget of this council for twenty years and this is the first one that "
+    "takes the bus lines in the north seriously, which is long overdue for all of us living here.",
+    "Peter 15.09.2022 um 08.02",
+    "Thank you for the report. The meetings in April will be crowded, and the council should "
+    "hold them in a bigger hall than the one in the town hall, where half of us had to stand.",
+]
+
+
+@pytest.mark.parametrize(
+    "heading", ["2 Gedanken zu „Der Haushalt ist beschlossen“", "Schreibe einen Kommentar"]
+)
+def test_the_article_ends_at_its_comment_section(heading: str) -> None:
+    raw = "\n".join([*LONG_BODY, heading, *COMMENTS])
+    cleaned = clean_text(raw, title="Budget passes")
+    assert cleaned.paragraphs == tuple(LONG_BODY)
+    reasons = {r.text: r.reason for r in cleaned.removed}
+    assert reasons[heading] in {"comment_count", "comment_form"}
+    assert {reasons[line] for line in COMMENTS[1::2]} == {"after_article"}
+    assert clean_text(cleaned.text, cleaned.title).removed == ()
+
+
+def test_a_comment_counter_between_paragraphs_ends_nothing() -> None:
+    # "12 comments" is as often a link in a toolbar between paragraphs as the comments' heading.
+    raw = "\n".join([*LONG_BODY[:2], "12 comments", "Follow us on Facebook", LONG_BODY[2]])
+    cleaned = clean_text(raw, title="Budget passes")
+    assert cleaned.paragraphs == tuple(LONG_BODY)
+
+
+def test_the_article_ends_at_links_to_other_stories_and_the_authors_box() -> None:
+    bio = (
+        "Jane Roe has covered the city council for the Herald since 2009 and before that "
+        "reported on schools and the courts for newspapers in three other states of the country."
+    )
+    teaser = (
+        "The county sheriff said on Monday that the jail would keep honouring warrants from "
+        "federal agents, despite a vote of the county board against the practice last week."
+    )
+    raw = "\n".join([*LONG_BODY, "About the author", bio, "Neueste Beiträge", teaser])
+    cleaned = clean_text(raw, title="Budget passes")
+    assert cleaned.paragraphs == tuple(LONG_BODY)
+    reasons = {r.text: r.reason for r in cleaned.removed}
+    assert (reasons["About the author"], reasons[bio]) == ("author_box", "after_article")
+
+
+def test_the_story_going_on_below_an_end_mark_keeps_it() -> None:
+    # A share bar and a subheading in the middle of a story, then two paragraphs in a row.
+    sub = "What comes next"
+    raw = "\n".join([*LONG_BODY, "Share this article", "Advertisement", sub, *COMMENTS[1::2]])
+    cleaned = clean_text(raw, title="Budget passes")
+    assert not [r for r in cleaned.removed if r.reason == "after_article"]
+    assert cleaned.paragraphs[-2:] == tuple(COMMENTS[1::2])
+
+
+def test_an_end_mark_above_most_of_the_body_or_followed_by_more_body_ends_nothing() -> None:
+    # A comment counter beside the byline: most of the body lies below it.
+    top = clean_text("\n".join(["By Jane Roe", "12 comments", *LONG_BODY]), title="Budget")
+    assert top.paragraphs == tuple(LONG_BODY)
+    # "Read also" with its headline in the middle of the story: the story goes on below it.
+    more = [
+        "The budget also sets aside money for two new libraries, one in each of the northern "
+        "districts, and for longer opening hours at the three pools the city runs in summer.",
+        "Opposition members said they would try again next year to move money from roads to "
+        "buses, and that they expected support from residents at the April meetings.",
+    ]
+    raw = "\n".join([*LONG_BODY, "Related: Ten things to know about the budget", *more])
+    middle = clean_text(raw, title="Budget passes")
+    assert middle.paragraphs == (*LONG_BODY, *more)
+
+
 def test_features_abstain_without_a_body_line() -> None:
     # Nothing reads as a paragraph of prose: no evidence where the article is, so nothing goes.
     raw = "Short Note\nThe meeting is moved to Friday.\nRooms: 2 and 3\nBring the forms"
@@ -466,6 +674,11 @@ _LINES = st.lists(
                 "Home",
                 "Lesen Sie auch",
                 "Aktualisiert am 17.01.2021",
+                "11 Kommentare",
+                "Nächster Artikel",
+                "Teilen mit:",
+                "Weitere Meldungen »",
+                "About the author",
                 "",
                 *LONG_BODY,
             ]

@@ -9,6 +9,10 @@ line itself (URLs, "Home | News | Sport" separators) and headings are not known.
    ``bad``, ``short``, ``neargood`` or ``good``.
 2. Short lines take the class of their nearest non-short neighbours (``good`` only when both
    are), and a ``neargood`` line is boilerplate only when both of its neighbours are.
+3. Where the article ends: a line a rule named as what pages print after their article (a
+   comment section, links to other stories, share buttons, tags; ``ends``) ends it once most
+   of the body lies above it and the body does not go on right below it. What follows is not
+   body, however much it reads like prose: comments, teasers, the author's box.
 
 The stop-word language is the one whose list covers most words of the document, so a German
 page is measured with German function words. Scripts without spaces (Chinese, Japanese) count
@@ -30,7 +34,14 @@ from itertools import chain, repeat
 from service.clean import Removed
 from service.clean.stopwords import STOPWORDS
 
-__all__ = ["LineFeatures", "detect_language", "features_layer", "line_features"]
+__all__ = [
+    "ENDS",
+    "MAY_END",
+    "LineFeatures",
+    "detect_language",
+    "features_layer",
+    "line_features",
+]
 
 # In characters. jusText's are 70 and 200; a line needs LENGTH_HIGH to anchor the body alone,
 # and news paragraphs are shorter than the web pages jusText was tuned on.
@@ -153,14 +164,19 @@ _cached_line_features = lru_cache(maxsize=1024)(_line_features)
 
 def detect_language(lines: Sequence[str]) -> str | None:
     """The language whose stop words cover most words of ``lines``, or None below the floor."""
-    counts = Counter(chain.from_iterable(map(words, lines)))
-    if not counts:
+    tokens = list(map(words, lines))
+    total = sum(map(len, tokens))
+    if not total:
         return None
-    # Looking each list up in the counts keeps the loops in C; a word on several lists
-    # counts for each of them.
+    # Only stop words are counted, and the filter, the count and the look-ups all stay in C;
+    # a word on several lists counts for each of them.
+    counts = Counter(filter(_ANY_STOPWORD.__contains__, chain.from_iterable(tokens)))
     hits = {name: sum(map(counts.get, listed, repeat(0))) for name, listed in STOPWORDS.items()}
     best = max(hits, key=hits.__getitem__)
-    return best if hits[best] >= MIN_LANGUAGE_COVERAGE * counts.total() else None
+    return best if hits[best] >= MIN_LANGUAGE_COVERAGE * total else None
+
+
+_ANY_STOPWORD = frozenset(chain.from_iterable(STOPWORDS.values()))
 
 
 BAD, SHORT, NEARGOOD, GOOD = "bad", "short", "neargood", "good"
@@ -220,7 +236,7 @@ def _revise(classes: Sequence[str]) -> list[str]:
     return final
 
 
-# Body lines separated by more than this many other lines belong to different blocks; a block
+# Body lines separated by more than this many other kept lines belong to different blocks; a block
 # with less than this share of the largest block's body characters is a sidebar, a teaser
 # list or a comment thread, not the article.
 MAX_GAP_LINES = 6
@@ -228,20 +244,27 @@ MIN_BLOCK_SHARE = 0.2
 OUTSIDE = "outside"
 
 
-def _main_block(classes: list[str], lines: Sequence[str]) -> list[str]:
-    """Keep the body lines of the article's block(s); good lines far from them are not body."""
+def _main_block(classes: list[str], lines: Sequence[str], keep: Sequence[bool]) -> list[str]:
+    """Keep the body lines of the article's block(s); good lines far from them are not body.
+
+    Only lines still ``keep`` count towards a gap: what a rule already removed (a gallery's
+    captions between the lede and the rest) does not split the article.
+    """
     blocks: list[tuple[int, int, int]] = []  # first, last, chars
     start = last = -1
     chars = 0
+    gap = 0
     for i, cls in enumerate(classes):
         if cls != GOOD:
+            gap += keep[i]
             continue
-        if start >= 0 and i - last - 1 > MAX_GAP_LINES:
+        if start >= 0 and gap > MAX_GAP_LINES:
             blocks.append((start, last, chars))
             start, chars = -1, 0
         if start < 0:
             start = i
         last = i
+        gap = 0
         chars += len(lines[i])
     if start >= 0:
         blocks.append((start, last, chars))
@@ -287,13 +310,92 @@ def _wrapped_groups(lines: Sequence[str], keep: Sequence[bool]) -> list[list[int
 _DETECT = object()
 
 
+# The article ends at a line that marks its end (``ends``) once at least this share of the
+# document's body characters lies above it: a share bar over the story, or a comment counter
+# beside its byline, ends nothing.
+END_MIN_SHARE = 0.5
+# ... and, for a line that only MAY_END it, when the text does not go on below it: none of the
+# next RESUME_LOOKAHEAD kept lines is body prose and no two kept lines in a row among the next
+# RUN_LOOKAHEAD are. A "Read also" link or a share bar in the middle of a story is followed by
+# more of the story; a list of teasers alternates headlines and summaries.
+RESUME_LOOKAHEAD = 3
+RUN_LOOKAHEAD = 10
+AFTER_END = "after_end"
+# What a line tells of the article's end (``ends``): nothing, that the article may end there
+# (unless the text goes on right below), or that it ends there.
+MAY_END = 1
+ENDS = 2
+
+
+def _is_prose(cls: str, line: str) -> bool:
+    """A body line that is a sentence, not a headline or a label."""
+    return (
+        cls == GOOD
+        and len(line) >= LENGTH_LOW
+        and line.rstrip(_CLOSING_QUOTES).endswith(_SENTENCE_END)
+    )
+
+
+def _resumes(classes: Sequence[str], lines: Sequence[str], keep: Sequence[bool], i: int) -> bool:
+    """Whether the text goes on below ``i``: one of the next kept lines is body prose, or two
+    kept lines in a row a little further down are (a teaser list alternates headlines and
+    summaries, a story runs paragraph after paragraph)."""
+    seen = 0
+    previous = False
+    for j in range(i + 1, len(lines)):
+        if not keep[j]:
+            continue
+        prose = _is_prose(classes[j], lines[j])
+        if seen < RESUME_LOOKAHEAD and (
+            prose or (classes[j] == GOOD and len(lines[j]) > LENGTH_HIGH)
+        ):
+            return True
+        if prose and previous:
+            return True
+        previous = prose
+        seen += 1
+        if seen >= RUN_LOOKAHEAD:
+            return False
+    return False
+
+
+def _cut_after_end(
+    classes: list[str], lines: Sequence[str], keep: Sequence[bool], ends: Sequence[int]
+) -> list[str]:
+    """``classes`` with every body line below the article's end marked ``AFTER_END``.
+
+    The end is the first line marked in ``ends`` with at least END_MIN_SHARE of the body's
+    characters above it that ENDS the article, or MAY_END it and the text does not go on
+    below it (``_resumes``).
+    """
+    total = sum(len(line) for line, cls in zip(lines, classes, strict=True) if cls == GOOD)
+    above = 0
+    for i, (line, cls, end) in enumerate(zip(lines, classes, ends, strict=True)):
+        if (
+            end
+            and above
+            and above >= END_MIN_SHARE * total
+            and (end >= ENDS or not _resumes(classes, lines, keep, i))
+        ):
+            return classes[: i + 1] + [AFTER_END if c == GOOD else c for c in classes[i + 1 :]]
+        if cls == GOOD:
+            above += len(line)
+    return classes
+
+
 def features_layer(
-    lines: Sequence[str], kept: Sequence[bool] | None = None, language: object = _DETECT
+    lines: Sequence[str],
+    kept: Sequence[bool] | None = None,
+    language: object = _DETECT,
+    *,
+    ends: Sequence[int] | None = None,
 ) -> tuple[list[str], list[Removed]]:
     """Classify ``lines`` and drop the boilerplate among those marked ``kept``.
 
     ``kept`` (default: all) marks lines earlier layers left in; the others are context only:
     a long removed line counts as boilerplate around its neighbours, a short one as nothing.
+    ``ends`` tells, per line, whether a removed line marks the end of an article (MAY_END,
+    ENDS; see ``_cut_after_end``).
     ``language`` (a stop-word list name, or None) is detected from the kept lines unless given.
     """
     keep = [True] * len(lines) if kept is None else list(kept)
@@ -321,7 +423,9 @@ def features_layer(
         reasons += [reason] * len(group)
     if GOOD not in (cls for cls, k in zip(found, keep, strict=True) if k):
         return [line for line, k in zip(lines, keep, strict=True) if k], []
-    final = _main_block(_revise(found), lines)
+    final = _main_block(_revise(found), lines, keep)
+    if ends is not None and any(ends):
+        final = _cut_after_end(final, lines, keep, ends)
     out: list[str] = []
     removed: list[Removed] = []
     for line, k, cls, reason in zip(lines, keep, final, reasons, strict=True):
@@ -330,6 +434,12 @@ def features_layer(
         if cls == GOOD:
             out.append(line)
         else:
-            why = "outside_body" if cls == OUTSIDE else reason or "isolated_text"
+            why = (
+                "outside_body"
+                if cls == OUTSIDE
+                else "after_article"
+                if cls == AFTER_END
+                else reason or "isolated_text"
+            )
             removed.append(Removed(line, "features", why))
     return out, removed

@@ -5,14 +5,17 @@ be run, tested or replaced on its own (a learned per-source layer will slot in a
 
 1. ``split_lines``: Unicode and whitespace normalisation; every non-empty line is a paragraph.
 2. ``rules_layer``: a table of patterns anchored to whole short lines (and the bullets that
-   follow a story-highlights label), in English and in de/fr/es/it/pl/pt/nl where sites print
-   the same furniture ("Lesen Sie auch", "Vos réactions", "Aktualisiert am 17.01.2021").
+   follow a story-highlights label, the headline that follows a bare "Lesen Sie auch:"), in
+   English and in de/fr/es/it/pl/pt/nl where sites print the same furniture ("Lesen Sie auch",
+   "Vos réactions", "Aktualisiert am 17.01.2021", "11 Kommentare", "Nächster Artikel").
 3. ``infer_title``: the first line the rules kept, when it reads like a headline.
 4. ``document_layer``: repeats inside this one article (title printed again, duplicated lines,
    a header blob glued in front of the lede whose content is printed again below). It needs the
    title, which is why it runs after the rules have cleared the chrome above the headline.
 5. ``features.features_layer`` (raw text only): jusText-style line features and context for
-   the lines no pattern names; what the rules removed is context for it.
+   the lines no pattern names; what the rules removed is context for it, and a line removed
+   as what pages print after their article (comments, related links, share buttons, tags,
+   the author's box, links to the next article) can mark where the article ends.
 6. ``top_label_layer``: short lowercase category labels above everything else.
 
 Layers 5 and 6 run again over their own output until they remove nothing, so that cleaning
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from service.clean import Cleaned, Removed
-from service.clean.features import detect_language, features_layer
+from service.clean.features import ENDS, MAY_END, detect_language, features_layer
 from service.clean.learned import segment_key
 from service.errors import RejectedContent
 
@@ -141,8 +144,9 @@ class LineRule:
     reason: str
     pattern: re.Pattern[str] | None
     max_words: int = 20
-    # The rule opens a block: the short unpunctuated lines right after it belong to it.
-    takes_bullets: bool = False
+    # The rule opens a block: up to this many short unpunctuated lines right after it belong
+    # to it (a highlights label's bullets, the headline a "Read also:" label links to).
+    takes_lines: int = 0
     check: Callable[[str], bool] | None = None
 
     def matches(self, line: str, word_count: int | None = None) -> bool:
@@ -161,12 +165,28 @@ def _rule(
     pattern: str,
     max_words: int = 20,
     *,
-    takes_bullets: bool = False,
+    takes_lines: int = 0,
     flags: re.RegexFlag = re.IGNORECASE,
     check: Callable[[str], bool] | None = None,
 ) -> LineRule:
     compiled = None if check is not None else re.compile(pattern, flags)
-    return LineRule(reason, compiled, max_words, takes_bullets, check)
+    return LineRule(reason, compiled, max_words, takes_lines, check)
+
+
+def _guarded(
+    pattern: str, guard: Callable[[str], bool], *, at_end: bool = False
+) -> Callable[[str], bool]:
+    """A rule's test: ``pattern`` (case-blind), tried only on lines ``guard`` lets through.
+
+    The guard is a cheap string test that a matching line always passes: it spares most lines
+    a pattern that would otherwise be tried on every long line. With ``at_end``, the pattern
+    may start anywhere in the line and must end it (searched for, not matched from the start).
+    """
+    if at_end:
+        search = re.compile(rf"(?:{pattern})\Z", re.IGNORECASE).search
+        return lambda line: guard(line) and search(line) is not None
+    fullmatch = re.compile(pattern, re.IGNORECASE).fullmatch
+    return lambda line: guard(line) and fullmatch(line) is not None
 
 
 _MONTHS = (
@@ -229,7 +249,17 @@ _READ_ALSO = (
     r"|zobacz (?:też|także|również)|czytaj (?:też|także|więcej|również)|polecamy"
     r"|najczęściej czytane"
     r"|(?:leia|veja) (?:também|mais)|notícias relacionadas|mais lidas"
-    r"|lees (?:ook|meer|verder)|gerelateerde (?:artikelen|berichten)|meer nieuws|meest gelezen)"
+    r"|lees (?:ook|meer|verder)|gerelateerde (?:artikelen|berichten)|meer nieuws|meest gelezen"
+    r"|lue (?:myös|lisää|seuraavaksi)|watch|mire|mirá|vea|siehe auch)"
+)
+# The labels among those that introduce a link rather than follow a teaser.
+_SEE_ALSO = (
+    r"(?:lesen sie (?:dazu )?auch|lies auch|auch interessant"
+    r"|(?:das )?könnte (?:sie|dich) (?:auch )?interessieren|(?:mehr )?zum thema"
+    r"|(?:à )?lire (?:aussi|également)|voir aussi"
+    r"|(?:mirá|mire|mira|lea|lee|vea|ver) también|(?:le|te) puede(?:n)? interesar"
+    r"|(?:leggi|vedi) anche|(?:zobacz|czytaj) (?:też|także|również)|(?:leia|veja) também"
+    r"|lees ook|lue myös|read also|also read|see also)"
 )
 _COMMENT_WORDS = (
     r"(?:kommentare?|kommentieren(?: sie)?|(?:schreibe|schreiben sie) einen kommentar"
@@ -239,6 +269,12 @@ _COMMENT_WORDS = (
     r"|(?:deja|dejar|escribe) (?:un|tu) comentario|commenti|(?:lascia|scrivi) un commento"
     r"|komentarze?|(?:dodaj|napisz) komentarz"
     r"|comentários?|(?:deixe|deixar) (?:um|seu) comentário|reacties?|plaats een reactie"
+    r"|hinterlass(?:e|en sie) (?:einen kommentar|eine antwort)|kommentar (?:hinzufügen|abgeben)"
+    r"|kommentieren sie (?:den|diesen) (?:artikel|beitrag)|bitte geben sie ihren kommentar ein"
+    r"|leserkommentare|lesermeinung(?:en)?|répondre|annuler (?:la )?réponse"
+    r"|laisser une réponse|responder|cancelar (?:respuesta|resposta)|deja una respuesta"
+    r"|rispondi|annulla risposta|lascia una risposta|odpowiedz|zostaw komentarz|skomentuj"
+    r"|deixe uma resposta|reageer|reageren|laat een reactie achter|annuleer reactie"
     r"|sorted by|sort by|sortieren nach|trier par|ordenar por)"
 )
 _SHARE_WORDS = (
@@ -255,7 +291,7 @@ _NEWSLETTER = (
     r"|anmelden))?|(?:sign up|subscribe|register|join|get|jetzt|melden sie sich|abonnieren sie"
     r"|inscrivez-vous|abonnez-vous|suscr[ií]bete|suscribite|iscriviti|zapisz się|assine|inscreva-se"
     r"|schrijf je in|ja, ich möchte)\b.{0,60}\bnewsletter\w*\b.{0,100}"
-    r"|(?:der |die |das |our |the |unser(?:en)? )?[\w-]{0,30}newsletter\s*[:!–-].{0,80}"
+    r"|(?:der |die |das |our |the |unser(?:en)? )?[\w-]{0,30}newsletter(?:\s*[:!]|\s+[–-]).{0,80}"
     r"|subscribe (?:now|today)\b.{0,100}|(?:jetzt )?abonnieren|s'abonner|suscribirse|abbonati"
     r"|subskrybuj|assinar|abonneren)"
 )
@@ -272,7 +308,8 @@ _SITE_WORDS = (
     r"|privacy(?: policy)?|terms(?: of (?:use|service))?|cookie(?:s| policy| settings)?|agb"
     r"|nutzungsbedingungen|sitemap|rss|startseite|accueil|inicio|nach oben|zurück|weiter|back"
     r"|next|previous|permalink|ingresar|iniciar sesión|se connecter|zaloguj(?: się)?|entrar"
-    r"|inloggen|home|cerrar sesión|barrierefreiheit|mediadaten|jobs|karriere|newsletter)"
+    r"|inloggen|home|cerrar sesión|barrierefreiheit|mediadaten|jobs|karriere|newsletter"
+    r"|e-?paper|(?:die )?aktuelle ausgabe|current issue|edición impresa)"
 )
 _COOKIE_NOTICE = (
     r"(?:cookies erleichtern|(?:diese|unsere) (?:web)?seite (?:verwendet|nutzt)"
@@ -295,10 +332,268 @@ _AGENCY = (
 )
 _APP_PROMPT = (
     r"(?:for (?:the )?latest .{0,80}?\s)?(?:download|get|install|try|jetzt|laden sie|hol dir"
-    r"|télécharge[zr]?|descarg[ae]|scarica|pobierz|baixe)\b.{0,40}\bapps?\b.{0,80}"
+    r"|télécharge[zr]?|descarg[ae]|scarica|pobierz|baixe)\b.{0,80}\bapps?\b.{0,80}"
     r"|(?:download on|get it on|available on|jetzt bei|disponible sur|disponible en)"
     r" (?:the )?(?:app store|google play).{0,40}"
 )
+
+# Section labels over lists of other stories: "Neueste Beiträge", "Latest Articles",
+# "Derniers articles", "Más leídas". A label is the whole line, perhaps with a colon.
+_SECTION_LABEL = (
+    r"(?:(?:latest|recent|popular|trending|featured|top|more|related|similar|recommended"
+    r"|neueste[n]?|letzte[n]?|aktuelle[n]?|beliebte(?:ste)?[n]?|meistgelesene[n]?|weitere"
+    r"|ähnliche|verwandte|empfohlene|passende"
+    r"|derniers|dernières|récents|populaires|ultime|ultimi|últimas|últimos|najnowsze|ostatnie"
+    r"|popularne|powiązane|podobne|laatste|recente|populaire|gerelateerde)"
+    r" (?:articles?|posts?|news|stories|comments|videos|tags|topics|artikel|beiträge|einträge"
+    r"|nachrichten|meldungen|kommentare|themen|publications|nouvelles"
+    r"|actualités|articoli|notizie|noticias|artículos|entradas|notas|notícias|artigos"
+    r"|artykuły|wpisy|wiadomości|artikelen|berichten|nieuws)"
+    r"|(?:articles?|entradas|artículos|notas|notícias|artigos|posts|articoli|notizie)"
+    r" (?:récents|populaires|recientes|populares|relacionad[oa]s|recentes|recenti|popolari"
+    r"|correlati|correlate)"
+    r"|schon gelesen\??|(?:hier|jetzt) weiterlesen|en relation"
+    r"|empfehlungen (?:der redaktion|für sie|aus (?:dem|der) [^.!?]{1,40})"
+    r"|(?:mehr|weitere artikel|weitere beiträge) (?:von|aus|zu|über|zum thema) ?[^.!?]{1,40}"
+    r"|mehr (?:von|aus)(?-i:[A-ZÄÖÜ])[^.!?]{0,40}|plus (?:par|dans) [^.!?]{1,40}"
+    r"|editor['’]?s picks|don['’]t miss|you may have missed|in case you missed it"
+    r"|les plus (?:lus|populaires|partagés|commentés)|más (?:leídas|leídos|vistas|vistos)"
+    r"|più lett[ie]|mais (?:lidas|lidos|vistas)|najpopularniejsze|meest gelezen)"
+)
+# Where one article links to the one before or after it ("Vorheriger Artikel", "Next post",
+# "Article suivant"); the linked headline is often glued on. The bare words ("Next",
+# "Suivant") are accepted only alone.
+_POST_NAV_LABEL = (
+    r"(?:(?:previous|next|older|newer|prev\.?) (?:article|post|story|entry|page)s?"
+    r"|(?:post|article|posts|comment) navigation"
+    r"|(?:vorherig|vorig|nächst)(?:e[rsn]?)? (?:artikel|beitrag|eintrag|post)"
+    r"|(?:älter|neuer)e[rsn]? (?:artikel|beiträge|einträge|posts)"
+    r"|beitragsnavigation|artikel-?navigation|nachfolgebeitrag|vorgängerbeitrag"
+    r"|article pr[ée]c[ée]dent|article suivant|navigation (?:des|de l['’])articles?"
+    r"|(?:artículo|entrada|nota|noticia) (?:anterior|siguiente)"
+    r"|(?:anterior|siguiente) (?:artículo|entrada|nota|noticia)"
+    r"|(?:articolo|post) (?:precedente|successivo)|(?:precedente|successivo) (?:articolo|post)"
+    r"|(?:poprzedni|następny) (?:artykuł|wpis|post)|(?:artigo|post|notícia) (?:anterior|seguinte)"
+    r"|(?:próximo|anterior) (?:artigo|post)|(?:vorig|volgend)e? (?:artikel|bericht))"
+)
+_POST_NAV_WORD = (
+    r"(?:previous|next|older posts|newer posts|vorheriger|nächster|précédent|suivant|anterior"
+    r"|siguiente|precedente|successivo|poprzedni|następny|próximo|seguinte|vorige|volgende)"
+)
+# After a label: a separator, a glued mark or a capital letter, then the linked headline.
+_LINKED_TITLE = (
+    r"(?:(?:\s*[:»›>←→|•·–—-]+\s*|(?=[^\s\w])|\s*(?=(?-i:[A-ZÀ-ÖØ-Þ0-9\"“„«'‚‘])))"
+    r"[^\n]{1,200})?"
+)
+# Comment counters in the languages above: "11 Kommentare", "Un commentaire", "kein Kommentar",
+# "45 Gedanken zu „Titel“", "One thought on “Title”".
+_COUNT_WORD = (
+    r"(?:\d[\d.,]*k?|one|no|a|ein(?:e|en)?|kein(?:e)?|un|une|aucun|uno|una|ningún|nessun|zero"
+    r"|jeden|brak|um|uma|nenhum|geen|één)"
+)
+_COMMENT_NOUN = (
+    r"(?:comments?|kommentare?|gedanke|commentaires?|comentarios?|commenti|commento|komentarz[ey]?"
+    r"|comentários?|reacties?|repl(?:y|ies)|responses?|antworten|antwort|réponses?|respuestas?"
+    r"|risposte|odpowiedzi|respostas?|thoughts?|gedanken|réflexions?|leserbriefe?|meinungen)"
+)
+_COMMENT_COUNT = (
+    rf"{_COUNT_WORD}\s*{_COMMENT_NOUN}"
+    r"(?:\s+(?:on|to|for|zu|zum|zur|sur|à|a|en|sobre|su|per|do|para|em|op|bij)\s+"
+    r"[\"“„«‘‚'»‹][^\"“”„«»]{1,200}[\"“”«»’'‹›])?\s*[:.↓]?"
+)
+# What blogs print under a story: "Like this:", "Gefällt mir Wird geladen …", "Teilen mit:".
+_LIKE_PROMPT = (
+    r"(?:like this|gefällt mir|j['’]aime(?: ceci| ça)?|me gusta(?: esto)?|mi piace(?: questo)?"
+    r"|polub to|curtir isso|vind ik leuk|liken?|lubię to|curtir)\s*:?"
+    r"(?:\s*(?:loading|wird geladen|lade|chargement|cargando|caricamento|wczytywanie|carregando"
+    r"|laden)\s*(?:\.{3}|…)?)?"
+    r"|(?:teilen|teile|teilen sie|share)(?: (?:dies|this|das))?(?: mit| with)?\s*:"
+    r"|(?:diesen |den )?(?:artikel|beitrag) (?:weiter)?empfehlen\s*:?|(?:jetzt )?weiterempfehlen"
+    r"|sharing is caring\W*|(?:share|partager|partagez|comparte|condividi|udostępnij|compartilhe"
+    r"|deel) (?:this|cet|cette|este|esta|questo|questa|ten|este|esta|dit) (?:article|story|post"
+    r"|page|article|nota|noticia|artículo|articolo|artykuł|artigo|notícia|artikel|bericht)\W*"
+)
+# The author's box under a story and links to more of the author's work.
+_AUTHOR_BOX = (
+    r"(?:about the author|über (?:den autor|die autorin|die autoren|den verfasser)|zum autor"
+    r"|zur autorin|à propos de l['’]auteur|sobre (?:el|la) autora?|sull['’]autore"
+    r"|informazioni sull['’]autore|o autorze|sobre o autor|over de auteur)\s*:?"
+    r"|(?:view|see|show) all (?:posts|articles|stories) by [^.!?]{1,40}"
+    r"|(?:more|all) (?:posts|articles|stories) (?:by|from) [^.!?]{1,40}"
+    r"|(?:zeige )?(?:alle )?(?:beiträge|artikel) von [^.!?]{1,40}(?: anzeigen)?\s*[»›→]?"
+    r"|voir tous les articles de [^.!?]{1,40}|read the latest from [^.!?]{1,40}"
+)
+# Calls to action that are not sentences: "Buch bestellen", "Buy now", "Bewerten Sie dieses
+# Produkt", "Du willst nichts mehr verpassen?".
+_CALL_TO_ACTION = (
+    r"(?:jetzt |hier |[\w-]+ )?(?:bestellen|kaufen)|(?:buy|order|shop|book) now"
+    r"|(?:in den warenkorb|add to (?:cart|basket)|zum (?:shop|angebot))"
+    r"|(?:bewerten sie|bewerte|rate) (?:diesen|dieses|diese|den|das|die|this|unseren|unser)"
+    r" (?:artikel|beitrag|produkt|rezept|article|post|product|recipe)"
+    r"|(?:artikel|beitrag|produkt) bewerten|was this (?:article|post|page) helpful\?"
+    r"|(?:war|ist) (?:dieser|der|dieses|das) (?:artikel|beitrag) hilfreich\?"
+    r"|(?:du willst|willst du|sie wollen|wollen sie) nichts (?:mehr )?verpassen\?"
+    r"|(?:never|don['’]t) miss (?:a|an|another) (?:story|article|post|thing)\W*"
+    r"|nichts (?:mehr )?verpassen\W*"
+)
+# Loading more, going back, printing: the furniture around a list or an article.
+_MORE_OR_BACK = (
+    r"(?:mehr|weitere) (?:laden|anzeigen)|charger plus(?: d['’]articles| de [^.!?]{1,40})?"
+    r"|voir plus|cargar más|carica altro|mostra altro|pokaż więcej|załaduj więcej|czytaj dalej"
+    r"|carregar mais|ver mais|leia mais|meer laden|toon meer|lire la suite"
+    r"|(?:read|see|view) more (?:in|from|on|about) [^.!?]{1,40}"
+    r"|zurück (?:zur|zum) (?:übersicht|startseite|inhaltsverzeichnis|artikel|seitenanfang)"
+    r"|zum (?:nachrichtenüberblick|seitenanfang)|back to (?:overview|the list|all \w+|articles)"
+    r"|retour (?:à la liste|aux articles|en haut)|druckversion|version imprimable"
+    r"|(?:print|printer[- ]friendly) version"
+)
+
+# A caption that ends with its picture's credit: "... (Foto: X)", "... (Symbolbild)".
+_CAPTION_END = (
+    r"\((?:symbolbild|archivbild|archivfoto|file photo|(?:fotos?|bild(?:er)?|photos?|images?"
+    r"|credits?|imagen|fotografía|illustration|grafik|screenshot)\s*:[^()]{1,80})\)\.?"
+)
+# The licence a page is published under, and the disclosure of paid links.
+_LICENCE = (
+    r"(?=.*\b(?:licen[cs]e[ds]?|lizenz\w*|licencia|licenza|licencj\w*|licença|licentie"
+    r"|namensnennung|attribution)\b)[^\n]{0,200}?"
+    r"\b(?:creative commons|cc[- ]by(?:[- ](?:sa|nc|nd))*)\b[^\n]{0,300}"
+)
+# A caption whose credit follows its last sentence or a copyright sign: "... kanssa. Kuva: X",
+# "... am Holocaust-Mahnmal © dpa | Name".
+_CREDIT_END = (
+    r"[.!?]\s+(?:fotos?|photos?|bild|kuva|imagen|image|credit|foto)\s*:\s*[^.!?:\n]{1,60}"
+    r"|(?<=.)\s©\s?[^.!?©\n]{1,100}"
+)
+# "Filed under X, Y", "Abgelegt unter X | Y": the label and a list of short items.
+_FILED_IN = (
+    r"(?:filed under|posted in|abgelegt unter|classé dans|publicado en|archiviato in"
+    r"|arquivado em|geplaatst in)\s+[^,|!?]{1,40}(?:\s*[,|]\s*[^,|!?]{1,40})*"
+)
+# Offers of updates by mail: "Get regular updates on ...", "Erhalten Sie kostenlos aktuelle News".
+_UPDATES_PROMPT = (
+    r"(?=.*\b(?:free|kostenlos\w*|gratuit\w*|gratis|latest|regular|aktuelle\w*|neueste\w*"
+    r"|daily|weekly|monthly|täglich\w*|wöchentlich\w*|monatlich\w*|inbox|postfach|e-?mail"
+    r"|straight to|direkt))"
+    r"(?:get|receive|erhalte|erhalten sie|recevez|recibe|ricevi|otrzymuj|receba|ontvang)\b"
+    r"[^.!?\n]{0,40}\b(?:updates|news|newsletter|neuigkeiten|nachrichten|angebote|offers"
+    r"|actualités|noticias|novità|nowości|novidades|nieuws)\b[^\n]{0,150}"
+)
+# What a blog prints under an entry: "This entry was posted in X. Bookmark the permalink."
+_ENTRY_FOOTER = (
+    r"(?:this entry was posted|dieser eintrag wurde (?:veröffentlicht|geschrieben)"
+    r"|cette entrée a été publiée|esta entrada (?:fue publicada|se publicó)"
+    r"|questa voce è stata pubblicata|ten wpis został opublikowany|este artigo foi publicado"
+    r"|dit bericht is geplaatst)\b[^\n]{0,250}"
+    r"|[^\n]{0,200}\b(?:bookmark the permalink|lesezeichen für den permalink)\W*"
+)
+# The notice under a form that a site is protected by a captcha.
+_CAPTCHA_NOTICE = (
+    r"(?:this|diese|cette|este|questo|ta|este|deze) (?:site|seite|website|page|sitio|sito"
+    r"|strona|página|pagina)\b[^\n]{0,40}\brecaptcha\b[^\n]{0,200}"
+)
+# Counters: "66 Likes", "1.2k views", "167 Stimmen".
+_COUNTER = (
+    r"\d[\d.,]*k?\s*(?:likes?|shares?|views?|aufrufe|vues|visitas|lecturas|visualizzazioni"
+    r"|wyświetleń|visualizações|weergaven|votes?|stimmen|votos|voti|głosów)"
+)
+# A link drawn as text with an arrow: "Weitere Meldungen »", "Next Post: Title »", and the
+# link back to the previous story, "← Title", "« Title".
+_ARROW_LINK = r"(?!.*«)[^\n]{1,200}\s(?:»|›|→|>>|>)"
+_BACK_LINK = r"(?:«|‹|←|<<|<)\s[^»\n]{1,200}"
+# A disclosure names affiliate links and what they earn or how they are marked.
+_DISCLOSURE = (
+    r"(?=.*\baffiliate[- ]?(?:links?|commissions?|partner\w*|programm?e?)\b)"
+    r"(?=.*(?:commission|provision|\bearn|verdien|handelt es sich|enthält|contains|gekennzeichnet"
+    r"|kennzeichn|sogenannt|\bsog\.|\*|werb|advertis|anzeige|disclosure))[^\n]{1,400}"
+)
+# Tables of contents.
+_CONTENTS = (
+    r"(?:inhalt|inhaltsverzeichnis|table of contents|contents|sommaire|índice|indice|spis treści"
+    r"|inhoud|inhoudsopgave)\s*:?"
+)
+# A breadcrumb that starts at the home page: "Home » News » Title", "InicioMundoTitle".
+_BREADCRUMB = (
+    r"(?:home|startseite|inicio|accueil|início|home page)"
+    r"(?:\s*[»>/|›]\s*\S|(?-i:[A-ZÀ-ÖØ-Þ]))[^\n]{0,200}"
+)
+# A comment form's heading run into its "cancel reply" link.
+_CANCEL_REPLY_END = (
+    r"\b(?:antwort(?:en)? abbrechen|cancel reply|annuler (?:la )?réponse"
+    r"|cancelar respuesta|annulla risposta|cancelar resposta|annuleer reactie)\W*"
+)
+# Sign-up prompts that do not say "newsletter": "Neue Beiträge per E-Mail erhalten",
+# "Gib deine E-Mail-Adresse ein, um diesem Blog zu folgen".
+_EMAIL_PROMPT = (
+    r"[^.!?\n]{0,80}\b(?:per|via|by|par|por) (?:e-?mail|mail|correo(?: electrónico)?)\s*[:!]?"
+    r"|(?:benachrichtige mich|informiere mich|benachrichtigen sie mich|informieren sie mich"
+    r"|um neue beiträge|notify me|prévenez-moi|avertissez-moi|notificarme|avvisami"
+    r"|powiadom mnie|notifique-me|stuur mij)\b[^\n]{0,40}\be-?mail\b[^\n]{0,160}"
+    r"|(?:gib|geben sie|enter|entrez|saisissez|introduce|inserisci|wpisz|digite|voer)"
+    r" (?:hier )?(?:deine|ihre|your|votre|tu|su|la tua|swój|seu|je) e-?mail[^\n]{0,200}"
+    # "Our newsletter" speaking to the reader: "Unser Newsletter informiert Sie über ...".
+    r"|(?=.*\b(?:sie|ihnen|du|dich|dir|you|vous|te|usted|ti|cię|você|u)\b)"
+    r"(?:unser(?:e[nrm]?)?|our|notre|nuestro|nuestra|la nostra|il nostro|nasz|nosso|nossa|onze)"
+    r"\b[^\n]{0,30}\bnewsletter\b[^\n]{0,150}"
+    r"|[\w.-]{1,30}-newsletter|newsletter-[\w-]{1,30}"
+)
+# Shop prompts and letters-to-the-editor prompts, each a whole line.
+_SHOP_PROMPT = (
+    r"(?:jetzt neu!?\s*)?besuche[n]? (?:sie )?(?:unseren|unsere|den) [\w-]*shop\W*"
+    r"|[^\n]{0,60}\badd (?:[\w ]{0,30} )?to (?:your )?(?:basket|cart|bag)\b[^\n]{0,80}"
+    r"|(?:[^\n]{0,120}[.!?]\s+)?(?:submit|write|send) (?:us )?(?:a )?letters? to the editor\b"
+    r"[^\n]{0,150}|we want to hear (?:from you|what you think)\b[^\n]{0,200}"
+)
+
+
+def _ends_with_paren(line: str) -> bool:
+    return line.endswith((")", ")."))
+
+
+def _may_end_with_credit(line: str) -> bool:
+    return "©" in line or ":" in line[-80:]
+
+
+def _ends_with_arrow(line: str) -> bool:
+    return line.endswith(("»", "›", "→", ">")) and "«" not in line
+
+
+def _starts_with_arrow(line: str) -> bool:
+    return line.startswith(("«", "‹", "←", "<"))
+
+
+def _names_licence(line: str) -> bool:
+    return "ommons" in line or "OMMONS" in line or "CC" in line or "cc-" in line or "cc " in line
+
+
+def _names_affiliate(line: str) -> bool:
+    return "ffiliate" in line or "FFILIATE" in line
+
+
+def _may_cancel_reply(line: str) -> bool:
+    tail = line[-40:].lower()
+    return "abbrechen" in tail or "cancel" in tail or "annul" in tail
+
+
+def _names_mail(line: str) -> bool:
+    return any(map(line.__contains__, ("mail", "Mail", "MAIL", "ewsletter", "EWSLETTER", "orreo")))
+
+
+def _names_shop_or_editor(line: str) -> bool:
+    words = ("hop", "HOP", "asket", "ASKET", "cart", "Cart", "CART", " bag", " Bag", "ditor")
+    return "ant to hear" in line or any(map(line.__contains__, words))
+
+
+def _names_entry_footer(line: str) -> bool:
+    return line[:1] in "TtDdCcEeQq" or "ermalink" in line
+
+
+def _names_captcha(line: str) -> bool:
+    return "CAPTCHA" in line or "captcha" in line
+
+
+def _starts_like(letters: str) -> Callable[[str], bool]:
+    return lambda line: line[:1] in letters
 
 
 def _word_set(block: str) -> frozenset[str]:
@@ -340,7 +635,8 @@ _STAMP_LABELS = re.compile(
     r"(?:last )?(?:updated|published|posted|modified|created|date|zuletzt aktualisiert"
     r"|letzte aktualisierung|aktualisiert|veröffentlicht|erstellt|geändert|stand|datum"
     r"|publié|mis à jour|modifié|actualizado|publicado|fecha|aggiornato|pubblicato|data"
-    r"|opublikowano|zaktualizowano|aktualizacja|atualizado|bijgewerkt|gepubliceerd|geplaatst)"
+    r"|opublikowano|zaktualizowano|aktualizacja|atualizado|bijgewerkt|gepubliceerd|geplaatst"
+    r"|asked|answered|edited)"
     r"(?: (?:on|at|am|um|le|el|em|il|op|en|o|al|vom|du))?\s*:?\s*",
     re.IGNORECASE,
 )
@@ -410,7 +706,7 @@ RULES: tuple[LineRule, ...] = (
     _rule("messenger_prompt", r"chat with us (?:in|on) (?:facebook )?messenger\b.{0,160}", 30),
     _rule("video_widget", rf"{_VIDEO_WORD}(?:[\s:.|•-]+{_VIDEO_WORD})*[\s:.|•-]*"),
     # CNN glues the first bullet to the label; bullets carry no full stop, sentences do.
-    _rule("story_highlights", r"story highlights:?(?: [^.!?]{1,400})?", 60, takes_bullets=True),
+    _rule("story_highlights", r"story highlights:?(?: [^.!?]{1,400})?", 60, takes_lines=5),
     # A bare "Highlights" is as often a menu entry as a label, and the line after a menu entry
     # may be the headline: these labels go alone.
     _rule("story_highlights", r"(?:key points|highlights|what you need to know)\s*:?"),
@@ -435,6 +731,50 @@ RULES: tuple[LineRule, ...] = (
         r"|comments?\s*[(\[]\d[\d,.]*k?[)\]]",
         8,
     ),
+    # The furniture around a story and after it, in the languages above (patterns above); the
+    # guards spare the many long lines a pattern that may start anywhere cannot match.
+    _rule(
+        "comment_count",
+        "",
+        20,
+        check=_guarded(_COMMENT_COUNT, _starts_like("0123456789OoNnAaEeÉéKkUuZzJjBbGg")),
+    ),
+    _rule("post_navigation", rf"[«‹←<]?\s*{_POST_NAV_LABEL}{_LINKED_TITLE}", 30),
+    # A bare "Next" is as often a gallery's button as the article's end: site chrome only.
+    _rule("site_chrome", rf"[«‹←<]?\s*{_POST_NAV_WORD}\s*[»›→>]?", 3),
+    _rule("author_box", _AUTHOR_BOX, 12),
+    # A label over a list of other stories, perhaps naming where they come from:
+    # "Neueste Beiträge", "Artículos relacionados en El Nuevo Herald".
+    _rule(
+        "related_links",
+        rf"{_SECTION_LABEL}(?:\s+(?:from|on|at|in|bei|aus|von|de|del|el|la|en|sur|di|da|z|van"
+        r"|op|auf)\s+[^.!?:]{1,30})?\s*[:»›→>]?",
+        7,
+    ),
+    _rule("share_prompt", _LIKE_PROMPT, 8),
+    _rule("call_to_action", _CALL_TO_ACTION, 8),
+    _rule("read_more", rf"{_MORE_OR_BACK}\s*[»›→>…]?", 10),
+    _rule("photo_credit", "", 35, check=_guarded(_CAPTION_END, _ends_with_paren, at_end=True)),
+    _rule("photo_credit", "", 40, check=_guarded(_CREDIT_END, _may_end_with_credit, at_end=True)),
+    _rule("counter", _COUNTER, 3),
+    # A gallery's position: "Bild 3 von 10", "1 of 8 »".
+    _rule(
+        "site_chrome",
+        r"(?:(?:bild|foto|image|photo|slide|imagen|immagine|zdjęcie|afbeelding)\s*)?\d+\s*"
+        r"(?:von|of|de|di|z|van|sur)\s*\d+\s*[»›>]?",
+        5,
+    ),
+    _rule("read_more", "", 20, check=_guarded(_ARROW_LINK, _ends_with_arrow)),
+    _rule("post_navigation", "", 20, check=_guarded(_BACK_LINK, _starts_with_arrow)),
+    _rule("copyright", "", 40, check=_guarded(_LICENCE, _names_licence)),
+    _rule("disclosure", "", 50, check=_guarded(_DISCLOSURE, _names_affiliate)),
+    _rule("site_chrome", _CONTENTS, 3),
+    _rule("site_chrome", "", 30, check=_guarded(_BREADCRUMB, _starts_like("HhSsIiAa"))),
+    _rule(
+        "comment_form", "", 40, check=_guarded(_CANCEL_REPLY_END, _may_cancel_reply, at_end=True)
+    ),
+    _rule("newsletter_prompt", "", 25, check=_guarded(_EMAIL_PROMPT, _names_mail)),
+    _rule("call_to_action", "", 25, check=_guarded(_SHOP_PROMPT, _names_shop_or_editor)),
     _rule(
         "photo_credit",
         r"(?:photo|image|picture|photograph|illustration|credit|image source|foto|bild)s?"
@@ -469,9 +809,16 @@ RULES: tuple[LineRule, ...] = (
     _rule("timestamp", _TIMESTAMP, 14),
     _rule(
         "filed_under",
-        r"(?:filed under|posted in|tagged(?: with)?|tags|topics|categories|category)"
+        r"(?:filed under|posted in|tagged(?: with)?|tags|topics|categories|category"
+        r"|schlagw(?:ö|o)rte(?:r)?|stichw(?:ö|o)rte(?:r)?|themen|kategorien|kategorie"
+        r"|étiquettes|mots[- ]clés|catégories?|rubriques?|etiquetas|categorías?|temas|argomenti"
+        r"|categorie|tagi|categorias?|assuntos|trefwoorden|categorieën|onderwerpen)"
         r"(?:\s*:\s*.{0,150}|:?)",
     ),
+    _rule("filed_under", "", 20, check=_guarded(_FILED_IN, _starts_like("FfPpAaCcGg"))),
+    _rule("filed_under", "", 50, check=_guarded(_ENTRY_FOOTER, _names_entry_footer)),
+    _rule("newsletter_prompt", "", 30, check=_guarded(_UPDATES_PROMPT, _starts_like("GgRrEeOo"))),
+    _rule("cookie_notice", "", 40, check=_guarded(_CAPTCHA_NOTICE, _names_captcha)),
     _rule(
         "site_chrome",
         # Icon names rendered as text ("clock menu more-arrow no yes mobile"); "yes"/"no" alone
@@ -489,19 +836,19 @@ RULES: tuple[LineRule, ...] = (
         r"|sign up for (?:our|the) .{0,40}newsletter.{0,80}",
         60,
     ),
-    _rule(
-        "related_links",
-        rf"{_READ_ALSO}(?:\s*[:|›»>–—-]+\s*.{{1,160}}|\s*[:.!?»]*)",
-        25,
-    ),
+    # A "see also" label alone links to the headline on the next line.
+    _rule("related_links", rf"{_SEE_ALSO}\s*[:.!?»→…]*", 6, takes_lines=1),
+    _rule("related_links", rf"{_READ_ALSO}\s*[:.!?»→…]*", 6),
+    _rule("related_links", rf"{_READ_ALSO}\s*[:|›»>–—-]+\s*.{{1,160}}", 25),
     _rule(
         "comment_form",
-        rf"{_COMMENT_WORDS}(?:\s*[:|]?\s*{_COMMENT_WORDS})*\s*(?:\(\d+\)|\d+)?\s*[:!?*.]?",
+        rf"{_COMMENT_WORDS}(?:\s*[:|.]?\s*{_COMMENT_WORDS})*\s*(?:\(\d+\)|\d+)?\s*[:!?*.↓]?",
         8,
     ),
     _rule(
         "comment_form",
-        r"(?:votre |ihr |tu |su |il tuo )?(?:nom|name|e-?mail|pseudo|nombre|nome|correo)"
+        r"(?:votre |ihr |tu |su |il tuo |your )?(?:nom|name|e-?mail|pseudo|nombre|nome|correo"
+        r"|adresse e-?mail|e-?mail-?adresse|e-?mail address|dirección de correo|indirizzo e-?mail)"
         r"\s*[:(]?\s*(?:\*|obligatoire|required|pflichtfeld|obligatorio)\W*",
         6,
     ),
@@ -568,6 +915,13 @@ def match_rule(line: str) -> LineRule | None:
     target = line[marker.end() :] if marker else line
     if len(target) > _MAX_RULE_CHARS:
         return None
+    return _match_target(target)
+
+
+# Sites print the same furniture in every article ("Share this article", "Advertisement"), so
+# the answers for the last lines seen are kept; a line is at most _MAX_RULE_CHARS characters.
+@lru_cache(maxsize=2048)
+def _match_target(target: str) -> LineRule | None:
     # Splitting past the last word any rule allows would only be counted and thrown away.
     count = len(target.split(None, _MAX_RULE_WORDS))
     for rule, test in _RULES_BY_WORDS[count]:
@@ -581,9 +935,6 @@ def _is_bullet(line: str) -> bool:
     return len(_words(line)) <= _MAX_TITLE_WORDS and not _ends_sentence(line)
 
 
-_MAX_BULLETS = 5
-
-
 # --- 3. rules layer -------------------------------------------------------------------------
 
 
@@ -595,11 +946,11 @@ def rules_layer(lines: Sequence[str]) -> tuple[list[str], list[Removed]]:
     bullets = 0
     for line in lines:
         rule = match_rule(line)
-        if rule is None and block is not None and bullets < _MAX_BULLETS and _is_bullet(line):
+        if rule is None and block is not None and bullets < block.takes_lines and _is_bullet(line):
             bullets += 1
             removed.append(Removed(line, "rules", block.reason))
             continue
-        block, bullets = (rule, 0) if rule is not None and rule.takes_bullets else (None, 0)
+        block, bullets = (rule, 0) if rule is not None and rule.takes_lines else (None, 0)
         if rule is None:
             kept.append(line)
         else:
@@ -785,8 +1136,8 @@ def _clean_lines(
     if features:
         # The language of a document does not change as its boilerplate goes: detect it once.
         language = detect_language(kept)
-        context, mask = _features_context(lines, after_rules, kept, title)
-        kept, dropped = features_layer(context, mask, language)
+        context, mask, ends = _features_context(lines, after_rules, removed, kept, title)
+        kept, dropped = features_layer(context, mask, language, ends=ends)
     kept, labels = top_label_layer(kept)
     # The context of a line changes as its neighbours go; run the last two layers on what they
     # keep until they keep it all, so that cleaning the output again removes nothing.
@@ -814,9 +1165,63 @@ def _next_title(
     return next((line for line in below if line in allowed and _looks_like_headline(line)), None)
 
 
+# What a rule names on these grounds is what a page prints where its article ends: the comment
+# section, links to other stories, share buttons, tags, the newsletter box, the author's box.
+# Most of these may also stand between two paragraphs ("Read also: ...", "12 comments" in a
+# toolbar), so they end the article only when the story does not go on below them (MAY_END);
+# below the author's box, a comment form or the heading of this article's comments comes no
+# more of the story, however much it reads like prose (ENDS, see ``_end_mark``).
+_ENDS_ARTICLE: dict[str, int] = {
+    "comment_count": MAY_END,
+    "author_box": ENDS,
+    "comment_form": MAY_END,
+    "post_navigation": MAY_END,
+    "related_links": MAY_END,
+    "share_prompt": MAY_END,
+    "filed_under": MAY_END,
+    "newsletter_prompt": MAY_END,
+}
+
+
+# A comment form's own words: below them come comments and the page's furniture, never more of
+# the story, however much it reads like prose.
+_COMMENT_PROMPT = re.compile(
+    r"\b(?:(?:leave|post|add|write|submit) (?:a|your) (?:comment|reply|response)|cancel reply"
+    r"|your email address will not be published|you must be logged in to post a comment"
+    r"|(?:schreibe|schreiben sie|hinterlasse|hinterlassen sie) (?:einen kommentar|eine antwort)"
+    r"|kommentar (?:verfassen|schreiben|abschicken|hinzufügen|abgeben)|antwort(?:en)? abbrechen"
+    r"|kommentieren sie (?:den|diesen) (?:artikel|beitrag)|bitte geben sie ihren kommentar ein"
+    r"|(?:laisser|ajouter|écrire) un commentaire|laisser une réponse|annuler la réponse"
+    r"|(?:deja|dejar|escribe) (?:un|tu) comentario|deja una respuesta|cancelar respuesta"
+    r"|(?:lascia|scrivi) un commento|lascia una risposta|annulla risposta"
+    r"|(?:dodaj|napisz|zostaw) komentarz|(?:deixe|deixar) (?:um|seu) comentário"
+    r"|deixe uma resposta|cancelar resposta|plaats een reactie|laat een reactie achter"
+    r"|annuleer reactie)\b",
+    re.IGNORECASE,
+)
+
+
+def _end_mark(removed: Removed) -> int:
+    """What a line the rules removed tells of where the article ends (features.MAY_END...)."""
+    mark = _ENDS_ARTICLE.get(removed.reason, 0)
+    if removed.reason == "comment_form" and _COMMENT_PROMPT.search(removed.text):
+        return ENDS
+    if removed.reason == "comment_count" and _QUOTED_TITLE.search(removed.text):
+        # "45 Gedanken zu „Titel“": the heading of the comments on this very article.
+        return ENDS
+    return mark
+
+
+_QUOTED_TITLE = re.compile(r"\s[\"“„«‘‚'»‹][^\"“”„«»]+[\"“”«»’'‹›]\W*$")
+
+
 def _features_context(
-    lines: Sequence[str], after_rules: Sequence[str], kept: Sequence[str], title: str | None
-) -> tuple[list[str], list[bool]]:
+    lines: Sequence[str],
+    after_rules: Sequence[str],
+    by_rule: Sequence[Removed],
+    kept: Sequence[str],
+    title: str | None,
+) -> tuple[list[str], list[bool], list[int]]:
     """The lines the features layer sees, and which of them are still kept.
 
     Removed lines stay in as context: a line a pattern named, or a copy of a line printed
@@ -826,21 +1231,26 @@ def _features_context(
     """
     by_rules = _subsequence_mask(lines, after_rules)
     still = iter(_subsequence_mask(after_rules, kept))
+    marks = iter(map(_end_mark, by_rule))
     context: list[str] = []
     mask: list[bool] = []
+    ends: list[int] = []
     previous = ""
     for line, passed in zip(lines, by_rules, strict=True):
         if not passed:
             context.append(line)
             mask.append(False)
+            ends.append(next(marks, 0))
         elif next(still):
             context.append(line)
             mask.append(True)
+            ends.append(0)
         elif line != title and line.casefold() != previous.casefold():
             context.append(line)
             mask.append(False)
+            ends.append(0)
         previous = line
-    return context, mask
+    return context, mask, ends
 
 
 def _subsequence_mask(lines: Sequence[str], kept: Sequence[str]) -> list[bool]:
