@@ -220,6 +220,7 @@ PROSE = [
     "Creative Commons was founded in 2001 by Lawrence Lessig and others.",
     "The company runs an affiliate program for bloggers, the report said.",
     "Home prices rose sharply in March, the statistics agency said.",
+    "HomeKit devices will support the new standard from next year, Apple said.",
     "Inhalt und Form der Reform sind umstritten, sagte die Ministerin.",
     "Die Polizei bittet Zeugen, sich per E-Mail oder telefonisch zu melden.",
     "Unser Newsletter-Team hat die Umfrage im März ausgewertet, hieß es.",

@@ -515,7 +515,9 @@ _CONTENTS = (
 # A breadcrumb that starts at the home page: "Home » News » Title", "InicioMundoTitle".
 _BREADCRUMB = (
     r"(?:home|startseite|inicio|accueil|início|home page)"
-    r"(?:\s*[»>/|›]\s*\S|(?-i:[A-ZÀ-ÖØ-Þ]))[^\n]{0,200}"
+    # Glued without separators, the crumbs run capital into capital ("InicioMundoUcrania");
+    # one capital alone after "Home" is a name ("HomeKit", "HomePod").
+    r"(?:\s*[»>/|›]\s*\S|(?-i:[A-ZÀ-ÖØ-Þ][a-zß-ÿ]+[A-ZÀ-ÖØ-Þ]))[^\n]{0,200}"
 )
 # A comment form's heading run into its "cancel reply" link.
 _CANCEL_REPLY_END = (
