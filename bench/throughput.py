@@ -537,30 +537,29 @@ class IndexGrowth:
         return statistics.median(self.costs_ms[size])
 
     @staticmethod
-    def _paired(small: list[float], large: list[float]) -> float | None:
+    def _ratios(small: list[float], large: list[float]) -> list[float]:
         # Each round measured both sizes back to back, under the same load from the rest of
         # the machine: the median of the per-round ratios cancels that load better than the
         # ratio of the medians.
-        ratios = [b / a for a, b in zip(small, large, strict=False) if a > 0]
-        return statistics.median(ratios) if ratios else None
+        return [b / a for a, b in zip(small, large, strict=False) if a > 0]
 
     @property
     def ratio(self) -> float:
         """Cost at ``large`` / at ``small``: the median of the per-round ratios."""
-        paired = self._paired(self.costs_ms[self.small], self.costs_ms[self.large])
-        return paired if paired is not None else math.nan
+        ratios = self._ratios(self.costs_ms[self.small], self.costs_ms[self.large])
+        return statistics.median(ratios) if ratios else math.nan
 
     def ratio_interval(self) -> tuple[float, float]:
         """A 90% bootstrap interval for :attr:`ratio` (capacity.median_interval)."""
-        small, large = self.costs_ms[self.small], self.costs_ms[self.large]
-        ratios = [b / a for a, b in zip(small, large, strict=False) if a > 0]
+        ratios = self._ratios(self.costs_ms[self.small], self.costs_ms[self.large])
         low, high = _capacity().median_interval(ratios)
         return float(low), float(high)
 
     @property
     def script_ratio(self) -> float | None:
         """The same ratio from the server's time in the script, when capacity.py reports it."""
-        return self._paired(self.script_ms[self.small], self.script_ms[self.large])
+        ratios = self._ratios(self.script_ms[self.small], self.script_ms[self.large])
+        return statistics.median(ratios) if ratios else None
 
 
 def _capacity() -> ModuleType:
@@ -1405,6 +1404,7 @@ def targets(results: Results) -> list[Target]:
     )
     growth = results.growth
     measured = growth is not None and not math.isnan(growth.ratio)
+    low, high = growth.ratio_interval() if growth and measured else (math.nan, math.nan)
     found.append(
         Target(
             f"decision cost at {growth.large} / at {growth.small} (f)"
@@ -1416,7 +1416,7 @@ def targets(results: Results) -> list[Target]:
             "x",
             f"{growth.cost_ms(growth.large):.3f} vs {growth.cost_ms(growth.small):.3f} ms "
             "(medians; the ratio pairs the rounds; 90% interval "
-            f"{growth.ratio_interval()[0]:.3f}-{growth.ratio_interval()[1]:.3f}x)"
+            f"{low:.3f}-{high:.3f}x)"
             if growth and measured
             else "skipped (--skip-index-growth) or failed (see above)",
         )

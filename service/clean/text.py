@@ -167,26 +167,31 @@ def _rule(
     *,
     takes_lines: int = 0,
     flags: re.RegexFlag = re.IGNORECASE,
+    guard: Callable[[str], bool] | None = None,
+    at_end: bool = False,
     check: Callable[[str], bool] | None = None,
 ) -> LineRule:
+    """A rule matching ``pattern`` against whole lines, or asking ``check`` instead.
+
+    ``guard`` is a cheap string test that every matching line passes: it spares most lines a
+    pattern that would otherwise be tried on every long line. With ``at_end`` the pattern may
+    start anywhere in the line and must end it (searched for, not matched from the start).
+    """
+    if guard is not None or at_end:
+        check = _guarded(
+            re.compile(rf"(?:{pattern})\Z" if at_end else pattern, flags), guard, at_end
+        )
     compiled = None if check is not None else re.compile(pattern, flags)
     return LineRule(reason, compiled, max_words, takes_lines, check)
 
 
 def _guarded(
-    pattern: str, guard: Callable[[str], bool], *, at_end: bool = False
+    pattern: re.Pattern[str], guard: Callable[[str], bool] | None, at_end: bool
 ) -> Callable[[str], bool]:
-    """A rule's test: ``pattern`` (case-blind), tried only on lines ``guard`` lets through.
-
-    The guard is a cheap string test that a matching line always passes: it spares most lines
-    a pattern that would otherwise be tried on every long line. With ``at_end``, the pattern
-    may start anywhere in the line and must end it (searched for, not matched from the start).
-    """
-    if at_end:
-        search = re.compile(rf"(?:{pattern})\Z", re.IGNORECASE).search
-        return lambda line: guard(line) and search(line) is not None
-    fullmatch = re.compile(pattern, re.IGNORECASE).fullmatch
-    return lambda line: guard(line) and fullmatch(line) is not None
+    test = pattern.search if at_end else pattern.fullmatch
+    if guard is None:
+        return lambda line: test(line) is not None
+    return lambda line: guard(line) and test(line) is not None
 
 
 _MONTHS = (
@@ -261,21 +266,25 @@ _SEE_ALSO = (
     r"|(?:leggi|vedi) anche|(?:zobacz|czytaj) (?:też|także|również)|(?:leia|veja) também"
     r"|lees ook|lue myös|read also|also read|see also)"
 )
+# A comment form's own words, asking for a comment or cancelling a reply: in the comment_form
+# rules and, anywhere in a removed line, as the mark that the article has ended (_end_mark).
+_COMMENT_PROMPTS = (
+    r"(?:(?:schreibe|schreiben sie|hinterlasse|hinterlassen sie) (?:einen kommentar|eine antwort)"
+    r"|kommentar (?:verfassen|schreiben|abschicken|abbrechen|hinzufügen|abgeben)"
+    r"|antwort(?:en)? abbrechen|kommentieren sie (?:den|diesen) (?:artikel|beitrag)"
+    r"|bitte geben sie ihren kommentar ein"
+    r"|(?:laisser|ajouter|écrire) un commentaire|laisser une réponse|annuler (?:la )?réponse"
+    r"|(?:deja|dejar|escribe) (?:un|tu) comentario|deja una respuesta"
+    r"|cancelar (?:respuesta|resposta)|(?:lascia|scrivi) un commento|lascia una risposta"
+    r"|annulla risposta|(?:dodaj|napisz|zostaw) komentarz|(?:deixe|deixar) (?:um|seu) comentário"
+    r"|deixe uma resposta|plaats een reactie|laat een reactie achter|annuleer reactie)"
+)
 _COMMENT_WORDS = (
-    r"(?:kommentare?|kommentieren(?: sie)?|(?:schreibe|schreiben sie) einen kommentar"
-    r"|kommentar (?:verfassen|schreiben|abschicken|abbrechen)|diskutieren sie mit|ihre meinung"
-    r"|neueste kommentare|antwort(?:en)? abbrechen|antworten|(?:vos |les )?réactions?|commentaires?"
-    r"|(?:laisser|ajouter|écrire) un commentaire|réagir|comentarios?"
-    r"|(?:deja|dejar|escribe) (?:un|tu) comentario|commenti|(?:lascia|scrivi) un commento"
-    r"|komentarze?|(?:dodaj|napisz) komentarz"
-    r"|comentários?|(?:deixe|deixar) (?:um|seu) comentário|reacties?|plaats een reactie"
-    r"|hinterlass(?:e|en sie) (?:einen kommentar|eine antwort)|kommentar (?:hinzufügen|abgeben)"
-    r"|kommentieren sie (?:den|diesen) (?:artikel|beitrag)|bitte geben sie ihren kommentar ein"
-    r"|leserkommentare|lesermeinung(?:en)?|répondre|annuler (?:la )?réponse"
-    r"|laisser une réponse|responder|cancelar (?:respuesta|resposta)|deja una respuesta"
-    r"|rispondi|annulla risposta|lascia una risposta|odpowiedz|zostaw komentarz|skomentuj"
-    r"|deixe uma resposta|reageer|reageren|laat een reactie achter|annuleer reactie"
-    r"|sorted by|sort by|sortieren nach|trier par|ordenar por)"
+    r"(?:kommentare?|kommentieren(?: sie)?|diskutieren sie mit|ihre meinung|neueste kommentare"
+    r"|antworten|(?:vos |les )?réactions?|commentaires?|réagir|comentarios?|commenti"
+    r"|komentarze?|comentários?|reacties?|leserkommentare|lesermeinung(?:en)?|répondre"
+    r"|responder|rispondi|odpowiedz|skomentuj|reageer|reageren"
+    rf"|sorted by|sort by|sortieren nach|trier par|ordenar por|{_COMMENT_PROMPTS})"
 )
 _SHARE_WORDS = (
     r"(?:teilen|twittern|drucken|versenden|senden|(?:jetzt |diesen artikel |artikel |seite )teilen"
@@ -736,10 +745,7 @@ RULES: tuple[LineRule, ...] = (
     # The furniture around a story and after it, in the languages above (patterns above); the
     # guards spare the many long lines a pattern that may start anywhere cannot match.
     _rule(
-        "comment_count",
-        "",
-        20,
-        check=_guarded(_COMMENT_COUNT, _starts_like("0123456789OoNnAaEeÉéKkUuZzJjBbGg")),
+        "comment_count", _COMMENT_COUNT, 20, guard=_starts_like("0123456789OoNnAaEeÉéKkUuZzJjBbGg")
     ),
     _rule("post_navigation", rf"[«‹←<]?\s*{_POST_NAV_LABEL}{_LINKED_TITLE}", 30),
     # A bare "Next" is as often a gallery's button as the article's end: site chrome only.
@@ -756,8 +762,8 @@ RULES: tuple[LineRule, ...] = (
     _rule("share_prompt", _LIKE_PROMPT, 8),
     _rule("call_to_action", _CALL_TO_ACTION, 8),
     _rule("read_more", rf"{_MORE_OR_BACK}\s*[»›→>…]?", 10),
-    _rule("photo_credit", "", 35, check=_guarded(_CAPTION_END, _ends_with_paren, at_end=True)),
-    _rule("photo_credit", "", 40, check=_guarded(_CREDIT_END, _may_end_with_credit, at_end=True)),
+    _rule("photo_credit", _CAPTION_END, 35, guard=_ends_with_paren, at_end=True),
+    _rule("photo_credit", _CREDIT_END, 40, guard=_may_end_with_credit, at_end=True),
     _rule("counter", _COUNTER, 3),
     # A gallery's position: "Bild 3 von 10", "1 of 8 »".
     _rule(
@@ -766,17 +772,15 @@ RULES: tuple[LineRule, ...] = (
         r"(?:von|of|de|di|z|van|sur)\s*\d+\s*[»›>]?",
         5,
     ),
-    _rule("read_more", "", 20, check=_guarded(_ARROW_LINK, _ends_with_arrow)),
-    _rule("post_navigation", "", 20, check=_guarded(_BACK_LINK, _starts_with_arrow)),
-    _rule("copyright", "", 40, check=_guarded(_LICENCE, _names_licence)),
-    _rule("disclosure", "", 50, check=_guarded(_DISCLOSURE, _names_affiliate)),
+    _rule("read_more", _ARROW_LINK, 20, guard=_ends_with_arrow),
+    _rule("post_navigation", _BACK_LINK, 20, guard=_starts_with_arrow),
+    _rule("copyright", _LICENCE, 40, guard=_names_licence),
+    _rule("disclosure", _DISCLOSURE, 50, guard=_names_affiliate),
     _rule("site_chrome", _CONTENTS, 3),
-    _rule("site_chrome", "", 30, check=_guarded(_BREADCRUMB, _starts_like("HhSsIiAa"))),
-    _rule(
-        "comment_form", "", 40, check=_guarded(_CANCEL_REPLY_END, _may_cancel_reply, at_end=True)
-    ),
-    _rule("newsletter_prompt", "", 25, check=_guarded(_EMAIL_PROMPT, _names_mail)),
-    _rule("call_to_action", "", 25, check=_guarded(_SHOP_PROMPT, _names_shop_or_editor)),
+    _rule("site_chrome", _BREADCRUMB, 30, guard=_starts_like("HhSsIiAa")),
+    _rule("comment_form", _CANCEL_REPLY_END, 40, guard=_may_cancel_reply, at_end=True),
+    _rule("newsletter_prompt", _EMAIL_PROMPT, 25, guard=_names_mail),
+    _rule("call_to_action", _SHOP_PROMPT, 25, guard=_names_shop_or_editor),
     _rule(
         "photo_credit",
         r"(?:photo|image|picture|photograph|illustration|credit|image source|foto|bild)s?"
@@ -817,10 +821,10 @@ RULES: tuple[LineRule, ...] = (
         r"|categorie|tagi|categorias?|assuntos|trefwoorden|categorieën|onderwerpen)"
         r"(?:\s*:\s*.{0,150}|:?)",
     ),
-    _rule("filed_under", "", 20, check=_guarded(_FILED_IN, _starts_like("FfPpAaCcGg"))),
-    _rule("filed_under", "", 50, check=_guarded(_ENTRY_FOOTER, _names_entry_footer)),
-    _rule("newsletter_prompt", "", 30, check=_guarded(_UPDATES_PROMPT, _starts_like("GgRrEeOo"))),
-    _rule("cookie_notice", "", 40, check=_guarded(_CAPTCHA_NOTICE, _names_captcha)),
+    _rule("filed_under", _FILED_IN, 20, guard=_starts_like("FfPpAaCcGg")),
+    _rule("filed_under", _ENTRY_FOOTER, 50, guard=_names_entry_footer),
+    _rule("newsletter_prompt", _UPDATES_PROMPT, 30, guard=_starts_like("GgRrEeOo")),
+    _rule("cookie_notice", _CAPTCHA_NOTICE, 40, guard=_names_captcha),
     _rule(
         "site_chrome",
         # Icon names rendered as text ("clock menu more-arrow no yes mobile"); "yes"/"no" alone
@@ -1185,20 +1189,12 @@ _ENDS_ARTICLE: dict[str, int] = {
 }
 
 
-# A comment form's own words: below them come comments and the page's furniture, never more of
-# the story, however much it reads like prose.
+# Below a comment form's own words come comments and the page's furniture, never more of the
+# story, however much it reads like prose.
 _COMMENT_PROMPT = re.compile(
     r"\b(?:(?:leave|post|add|write|submit) (?:a|your) (?:comment|reply|response)|cancel reply"
     r"|your email address will not be published|you must be logged in to post a comment"
-    r"|(?:schreibe|schreiben sie|hinterlasse|hinterlassen sie) (?:einen kommentar|eine antwort)"
-    r"|kommentar (?:verfassen|schreiben|abschicken|hinzufügen|abgeben)|antwort(?:en)? abbrechen"
-    r"|kommentieren sie (?:den|diesen) (?:artikel|beitrag)|bitte geben sie ihren kommentar ein"
-    r"|(?:laisser|ajouter|écrire) un commentaire|laisser une réponse|annuler la réponse"
-    r"|(?:deja|dejar|escribe) (?:un|tu) comentario|deja una respuesta|cancelar respuesta"
-    r"|(?:lascia|scrivi) un commento|lascia una risposta|annulla risposta"
-    r"|(?:dodaj|napisz|zostaw) komentarz|(?:deixe|deixar) (?:um|seu) comentário"
-    r"|deixe uma resposta|cancelar resposta|plaats een reactie|laat een reactie achter"
-    r"|annuleer reactie)\b",
+    rf"|{_COMMENT_PROMPTS})\b",
     re.IGNORECASE,
 )
 
