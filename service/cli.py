@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import re
@@ -208,7 +209,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    async def settle(_app: web.Application) -> None:
+        # Started: what exists now (imports, the app, the Redis client) lives until shutdown.
+        # Exempt it from the cyclic collector: a full pass over it held the event loop for
+        # up to ~50 ms, every few thousand requests.
+        gc.collect()
+        gc.freeze()
+
     app.on_startup.append(announce)
+    app.on_startup.append(settle)
     try:
         web.run_app(
             app,
