@@ -1,8 +1,9 @@
 """Fingerprints of a cleaned body: exact hash, shingles, MinHash signature, LSH bands, anchors.
 
 Pure and synchronous; runs in the worker processes. Signatures are datasketch ``MinHash``
-values (scheme ``affine32``), so anything stored can be checked with datasketch itself; they
-are computed with numpy by :mod:`service.minhash`, which gives the same bytes faster.
+values (scheme ``affine32``, ``hashfunc`` :func:`service.minhash.shingle_hash` of the
+shingle's text), so anything stored can be checked with datasketch itself; they are computed
+with numpy by :mod:`service.minhash`, which gives the same bytes faster.
 
 Shingles are character 7-grams of the normalised body by default. Word shingles break on
 every typo: at a 2% character error rate only about a third of 5-word shingles survive, so a
@@ -31,7 +32,7 @@ from . import minhash as fast
 TOKENIZER_VERSION = "casefold-v2"
 MINHASH_SCHEME = "affine32"
 MINHASH_SEED = 1
-SHINGLE_HASH = "xxh32-seed0"
+SHINGLE_HASH = fast.HASH_NAME
 
 _QUOTES = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
@@ -53,7 +54,7 @@ _WORD = re.compile(r"\w+")
 ANCHOR_WORDS = 4
 ANCHOR_RATE = 16
 MAX_ANCHORS = 256
-ANCHOR_SCHEME = f"w{ANCHOR_WORDS}-xxh32-mod{ANCHOR_RATE}-max{MAX_ANCHORS}"
+ANCHOR_SCHEME = f"w{ANCHOR_WORDS}-{fast.HASH_NAME}-mod{ANCHOR_RATE}-max{MAX_ANCHORS}"
 
 SHINGLE_UNITS = ("chars", "words")
 
@@ -95,7 +96,7 @@ def shingles(tokens: Sequence[str], size: int) -> set[bytes]:
 
 
 def _shingle_hash(data: bytes) -> int:
-    return int(xxhash.xxh32_intdigest(data))
+    return fast.shingle_hash(data.decode("utf-8", "surrogatepass"))
 
 
 @cache
@@ -217,7 +218,7 @@ def anchors(tokens: Sequence[str]) -> list[str]:
 
 
 def shingle_hashes(norm: str, tokens: Sequence[str], unit: str, size: int) -> np.ndarray:
-    """xxh32 of every shingle of a normalised body, repeats included (a set's worth for
+    """The hash of every shingle of a normalised body, repeats included (a set's worth for
     MinHash): character ``size``-grams of the string, or word ``size``-grams."""
     if unit == "chars":
         return fast.char_shingle_hashes(norm, size)

@@ -4,12 +4,15 @@ datasketch 2.0's ``affine32`` signature of a set of 32-bit shingle hashes ``h`` 
 permutation ``k``, ``min(a[k] * fmix32(h) + b[k])`` in uint32 arithmetic (wrapping modulo
 2**32, no Mersenne prime: that is the ``legacy`` scheme), or 2**32 - 1 everywhere for the
 empty set. ``(a, b)`` come from datasketch itself, so a signature made here is the one
-``MinHash.update_batch`` would make, and stays readable by datasketch.
+``MinHash.update_batch`` would make with :func:`shingle_hash` as its ``hashfunc``, and stays
+readable by datasketch.
 
-Shingle hashes are xxh32 (seed 0) of each shingle's utf-8 bytes, as in
-``service.fingerprint``. The helpers here hash shingles without building a ``bytes`` object
-per shingle where that is faster: word shingles as slices of one encoded buffer, character
-shingles with xxh32 itself vectorised over spans of that buffer.
+The shingle hash (``HASH_NAME``) is a polynomial over the shingle's code points modulo 2**64,
+finished by MurmurHash3's 64-bit mixer and folded to 32 bits; :func:`shingle_hash` is its
+definition, one shingle at a time. It replaced xxh32 because every shingle of a text, of any
+length, can then be hashed from one prefix sum over the text: about twenty numpy steps over
+the text's code points, where xxh32 vectorised took a gather per 4-byte round of the longest
+shingle (``bench/hashing.py`` measures both).
 
 Pure and synchronous, like ``service.fingerprint``. Besides one uint32 per shingle, the
 temporaries of a call are bounded by the block sizes below, whatever the length of the text.
@@ -17,49 +20,59 @@ temporaries of a call are bounded by the block sizes below, whatever the length 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence, Sized
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-import xxhash
 from datasketch import MinHash
 
 U32Array = npt.NDArray[np.uint32]
+U64Array = npt.NDArray[np.uint64]
 I64Array = npt.NDArray[np.int64]
 
 SCHEME: Final = "affine32"
 SEED: Final = 1
 MAX_HASH: Final = 0xFFFFFFFF
+HASH_NAME: Final = "poly64-fmix64-xor32"
 
 # The (num_perm x width) block of permuted values is the only large temporary of
 # `signature`: 2**19 uint32 is 2 MB, about the L2 size, and at 128 permutations a width of
 # 4096 shingles. Wider blocks measured no faster, narrower ones pay numpy's per-call cost.
 _BLOCK_ELEMENTS: Final = 1 << 19
 # Text is shingled and hashed this many shingles at a time, so a multi-megabyte body never
-# holds more than one window of spans and temporaries besides the output hashes.
+# holds more than one window of prefix sums and temporaries besides the output hashes.
 _WINDOW: Final = 1 << 16
-# xxh32 vectorised runs one numpy step per 16-byte stripe of the longest span: beyond this
-# length, a span is cheaper to hash on its own (a pathological 1 MB "word" would otherwise
-# cost 65536 numpy steps).
-_MAX_VECTOR_SPAN: Final = 256
+# The same bound for word shingles, in characters of their joined text.
+_WINDOW_CHARS: Final = 1 << 18
 # numpy requires its ufunc buffer size to be a multiple of this many elements.
 _BUFSIZE_QUANTUM: Final = 16
-# Spans shorter than a round still read that round's word or byte, whose value is then
-# discarded: the furthest such read is a 4-byte word starting at the end of the data.
-_READ_PAST_END: Final = 4
 
-_P1: Final = np.uint32(0x9E3779B1)
-_P2: Final = np.uint32(0x85EBCA77)
-_P3: Final = np.uint32(0xC2B2AE3D)
-_P4: Final = np.uint32(0x27D4EB2F)
-_P5: Final = np.uint32(0x165667B1)
-_LANE_INIT: Final = np.array(
-    [(0x9E3779B1 + 0x85EBCA77) & MAX_HASH, 0x85EBCA77, 0, -0x9E3779B1 & MAX_HASH], dtype=np.uint32
-)
-_LANE_OFFSETS: Final = np.array([0, 4, 8, 12], dtype=np.int64)
-_LANE_ROTATIONS: Final = np.array([1, 7, 12, 18], dtype=np.uint32)
+_M64: Final = (1 << 64) - 1
+# Odd, so that multiplying by it is invertible modulo 2**64 (the prefix sums divide by its
+# powers); the golden-ratio constant spreads every code point over all 64 bits.
+_BASE: Final = 0x9E3779B97F4A7C15
+_BASE_INV: Final = pow(_BASE, -1, 1 << 64)
+_MIX1: Final = 0xFF51AFD7ED558CCD
+_MIX2: Final = 0xC4CEB9FE1A85EC53
+
+
+def shingle_hash(shingle: str) -> int:
+    """The 32-bit hash of one shingle: what the vectorised functions below compute for each.
+
+    ``h = h * B + (code point + 1)`` over the shingle modulo 2**64 (the + 1 keeps a leading
+    U+0000 from hashing like nothing), MurmurHash3's fmix64, then high ^ low 32 bits.
+    """
+    h = 0
+    for ch in shingle:
+        h = (h * _BASE + ord(ch) + 1) & _M64
+    h ^= h >> 33
+    h = (h * _MIX1) & _M64
+    h ^= h >> 33
+    h = (h * _MIX2) & _M64
+    h ^= h >> 33
+    return (h >> 32) ^ (h & MAX_HASH)
 
 
 @cache
@@ -82,13 +95,18 @@ def permutations(num_perm: int) -> tuple[U32Array, U32Array]:
 
 
 def shingle_hashes(items: Iterable[bytes]) -> U32Array:
-    """xxh32 (seed 0) of each item, in iteration order."""
-    count = len(items) if isinstance(items, Sized) else -1
-    return np.fromiter(map(xxhash.xxh32_intdigest, items), dtype=np.uint32, count=count)
+    """:func:`shingle_hash` of each utf-8 item, in iteration order: the one-at-a-time way, as
+    datasketch's ``hashfunc`` sees shingles (for tests and tools; the service hashes whole
+    texts with the functions below)."""
+    return np.fromiter(map(_decoded_hash, items), dtype=np.uint32)
+
+
+def _decoded_hash(item: bytes) -> int:
+    return shingle_hash(item.decode("utf-8", "surrogatepass"))
 
 
 def word_shingle_hashes(tokens: Sequence[str], size: int) -> U32Array:
-    """xxh32 of every word ``size``-gram ``" ".join(tokens[i : i + size])`` in utf-8, one per
+    """The hash of every word ``size``-gram ``" ".join(tokens[i : i + size])``, one per
     position (repeats included); a text of ``size`` words or fewer is one shingle.
 
     The distinct values are the hashes of ``service.fingerprint.shingles(tokens, size)``.
@@ -106,34 +124,37 @@ def word_shingle_hashes(tokens: Sequence[str], size: int) -> U32Array:
 
 
 def _word_window(tokens: Sequence[str], size: int) -> U32Array:
-    data = " ".join(tokens).encode("utf-8")
-    spaces = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord(" "))
-    if len(spaces) != len(tokens) - 1:
-        # A token holds a space itself, so spaces no longer mark token boundaries.
-        return _joined_hashes(tokens, size)
+    # Each shingle is a slice of the joined tokens, from its first token's start to its last
+    # token's end: where the tokens lie follows from their lengths, whatever they hold.
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    starts = np.zeros(len(tokens), dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    ends = starts + lengths
     if len(tokens) <= size:
-        return shingle_hashes([data])
-    # Every shingle is a slice of the joined buffer: from just after the space before its
-    # first word to the space after its last word.
-    count = len(tokens) - size + 1
-    starts = [0, *(spaces[: count - 1] + 1).tolist()]
-    ends = [*spaces[size - 1 :].tolist(), len(data)]
-    digest = xxhash.xxh32_intdigest
-    hashes = [digest(data[s:e]) for s, e in zip(starts, ends, strict=True)]
-    return np.array(hashes, dtype=np.uint32)
-
-
-def _joined_hashes(tokens: Sequence[str], size: int) -> U32Array:
-    if len(tokens) <= size:
-        return shingle_hashes([" ".join(tokens).encode("utf-8")])
-    grams = (" ".join(tokens[i : i + size]).encode("utf-8") for i in range(len(tokens) - size + 1))
-    return np.fromiter(
-        map(xxhash.xxh32_intdigest, grams), dtype=np.uint32, count=len(tokens) - size + 1
-    )
+        first, last = starts[:1], ends[-1:]
+    else:
+        first, last = starts[: len(tokens) - size + 1], ends[size - 1 :]
+    joined = " ".join(tokens)
+    out = np.empty(len(first), dtype=np.uint32)
+    # Shingles are hashed a run at a time, each run's text at most _WINDOW_CHARS long: the
+    # prefix sums take 40 bytes a character, and a token may be megabytes long. Both ends
+    # only grow from one shingle to the next, so a run is found by bisection.
+    i = 0
+    while i < len(first):
+        if last[i] - first[i] > _WINDOW_CHARS:
+            out[i] = _long_hash(joined, int(first[i]), int(last[i]))
+            i += 1
+            continue
+        j = int(np.searchsorted(last, first[i] + _WINDOW_CHARS, side="right"))
+        base = int(first[i])
+        codes = _codes(joined[base : int(last[j - 1])])
+        out[i:j] = _finish(_polynomials(codes, first[i:j] - base, last[i:j] - base))
+        i = j
+    return out
 
 
 def char_shingle_hashes(text: str, size: int) -> U32Array:
-    """xxh32 of every ``text[i : i + size]`` in utf-8, one per position (repeats included); a
+    """The hash of every ``text[i : i + size]``, one per position (repeats included); a
     non-empty text of ``size`` characters or fewer is one shingle."""
     if size < 1:
         raise ValueError(f"shingle size must be positive, got {size}")
@@ -143,120 +164,58 @@ def char_shingle_hashes(text: str, size: int) -> U32Array:
     out = np.empty(count, dtype=np.uint32)
     for lo in range(0, count, _WINDOW):
         hi = min(lo + _WINDOW, count)
-        out[lo:hi] = _char_window(text[lo : hi + size - 1], size)
+        window = text[lo : hi + size - 1]
+        starts = np.arange(hi - lo, dtype=np.int64)
+        ends = starts + min(size, len(window))
+        out[lo:hi] = _finish(_polynomials(_codes(window), starts, ends))
     return out
 
 
-def _char_window(text: str, size: int) -> U32Array:
-    data = text.encode("utf-8")
-    count = max(1, len(text) - size + 1)
-    width = min(size, len(text))
-    if len(data) == len(text):
-        starts = np.arange(count, dtype=np.int64)
-        return xxh32_spans(data, starts, starts + width)
-    # Byte offset of every character (the bytes that do not continue a utf-8 sequence),
-    # and of the end.
-    lead = np.frombuffer(data, dtype=np.uint8) & 0xC0 != 0x80
-    offsets = np.append(np.flatnonzero(lead), len(data))
-    return xxh32_spans(data, offsets[:count], offsets[width : width + count])
+def _codes(text: str) -> U64Array:
+    """Each code point of ``text`` plus one, as uint64 (a lone surrogate is one code point)."""
+    raw = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    codes = raw.astype(np.uint64)
+    codes += np.uint64(1)
+    return codes
 
 
-def xxh32_spans(data: bytes, starts: I64Array, ends: I64Array) -> U32Array:
-    """xxh32 (seed 0) of ``data[s:e]`` for each pair, computed with numpy across the spans.
-
-    Worth it for many short spans (character n-grams); for a few hundred word shingles a
-    Python loop over ``xxhash`` is faster (see ``bench/hashing.py``).
-    """
-    starts = np.asarray(starts, dtype=np.int64)
-    ends = np.asarray(ends, dtype=np.int64)
-    lengths = ends - starts
-    if len(lengths) and (
-        starts.min() < 0 or lengths.min() < 0 or (starts + lengths).max() > len(data)
-    ):
-        raise ValueError("spans must lie within data")
-    long = np.flatnonzero(lengths > _MAX_VECTOR_SPAN)
-    if len(long):
-        lengths = lengths.copy()
-        lengths[long] = 0
-    padded = data + bytes(_READ_PAST_END)
-    out = np.empty(len(starts), dtype=np.uint32)
-    for lo in range(0, len(starts), _WINDOW):
-        hi = lo + _WINDOW
-        out[lo:hi] = _xxh32_vector(padded, starts[lo:hi], lengths[lo:hi])
-    for i in long.tolist():
-        out[i] = xxhash.xxh32_intdigest(data[int(starts[i]) : int(ends[i])])
-    return out
-
-
-def _rotl(x: U32Array, r: np.uint32 | U32Array) -> U32Array:
-    result: U32Array = (x << r) | (x >> (np.uint32(32) - r))
-    return result
-
-
-def _xxh32_vector(padded: bytes, starts: I64Array, lengths: I64Array) -> U32Array:
-    """The xxh32 reference algorithm, one numpy step per round across all spans."""
-    b8 = np.frombuffer(padded, dtype=np.uint8)
-    # The little-endian word starting at every byte offset (unaligned reads are what xxh32
-    # does), copied out of a 1-byte-strided view: numpy copies such a view at memcpy speed
-    # but gathers from it 4x slower than from a contiguous array, and every round gathers.
-    words_at: U32Array = np.ndarray(
-        shape=(len(padded) - 3,), dtype="<u4", buffer=padded, strides=(1,)
-    )
-    w32: U32Array = np.ascontiguousarray(words_at)
-    stripes = lengths >> 4
-    most = int(stripes.max()) if len(stripes) else 0
-    if most:
-        h = np.full(len(starts), _P5, dtype=np.uint32)
-        # Only the spans of 16 bytes or more have stripes, and they are few among character
-        # n-grams: sorting just them costs a fraction of sorting every span (0.56 ms at 4.5 KB,
-        # 40% of hashing the text). Longest first, so the spans still hashing at stripe k are
-        # a prefix: slices, not masks.
-        striped = np.flatnonzero(stripes)
-        order = striped[np.argsort(stripes[striped])[::-1]]
-        remaining = np.bincount(stripes[order], minlength=most + 1)[::-1].cumsum()[::-1]
-        active = len(order)
-        lanes = np.tile(_LANE_INIT, (active, 1))
-        at = starts[order, None] + _LANE_OFFSETS
-        for k in range(most):
-            c = int(remaining[k + 1])
-            x = w32[at[:c]] * _P2
-            x += lanes[:c]
-            x = _rotl(x, np.uint32(13))
-            x *= _P1
-            lanes[:c] = x
-            at[:c] += 16
-        h[order] = _rotl(lanes, _LANE_ROTATIONS).sum(axis=1, dtype=np.uint32)
-        h += lengths.astype(np.uint32)
-    else:
-        h = lengths.astype(np.uint32)
-        h += _P5
-    at_tail = starts + (stripes << 4)
-    tail = lengths & 15
-    words = tail >> 2
-    for j in range(int(words.max()) if len(words) else 0):
-        x = w32[at_tail] * _P3
-        x += h
-        x = _rotl(x, np.uint32(17))
-        x *= _P4
-        more = words > j
-        h = x if more.all() else np.where(more, x, h)
-        at_tail += more * 4
-    single = tail & 3
-    for j in range(int(single.max()) if len(single) else 0):
-        x = b8[at_tail].astype(np.uint32)
-        x *= _P5
-        x += h
-        x = _rotl(x, np.uint32(11))
-        x *= _P1
-        more = single > j
-        h = x if more.all() else np.where(more, x, h)
-        at_tail += 1
-    h ^= h >> np.uint32(15)
-    h *= _P2
-    h ^= h >> np.uint32(13)
-    h *= _P3
-    h ^= h >> np.uint32(16)
+def _polynomials(codes: U64Array, starts: I64Array, ends: I64Array) -> U64Array:
+    """The polynomial (before mixing) of ``codes[s:e]`` for each pair, from one prefix sum."""
+    # With S[m] = sum(c[j] * B**-(j + 1) for j < m), the polynomial of c[s:e] is
+    # B**e * (S[e] - S[s]) modulo 2**64: uint64 arithmetic wraps exactly so.
+    n = len(codes)
+    inverse = np.full(n, _BASE_INV, dtype=np.uint64)
+    np.multiply.accumulate(inverse, out=inverse)
+    prefix = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum(codes * inverse, out=prefix[1:])
+    powers = np.full(n + 1, _BASE, dtype=np.uint64)
+    powers[0] = 1
+    np.multiply.accumulate(powers, out=powers)
+    h = prefix[ends]
+    h -= prefix[starts]
+    h *= powers[ends]
     return h
+
+
+def _finish(h: U64Array) -> U32Array:
+    """fmix64, then high ^ low 32 bits; ``h`` is overwritten."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(_MIX1)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(_MIX2)
+    h ^= h >> np.uint64(33)
+    h ^= h >> np.uint64(32)
+    return h.astype(np.uint32)
+
+
+def _long_hash(text: str, start: int, end: int) -> int:
+    """:func:`shingle_hash` of ``text[start:end]``, one bounded piece at a time."""
+    h = 0
+    for lo in range(start, end, _WINDOW_CHARS):
+        piece = text[lo : min(end, lo + _WINDOW_CHARS)]
+        (raw,) = _polynomials(_codes(piece), np.zeros(1, np.int64), np.full(1, len(piece))).tolist()
+        h = (h * pow(_BASE, len(piece), 1 << 64) + raw) & _M64
+    return int(_finish(np.array([h], dtype=np.uint64))[0])
 
 
 def _fmix32(x: U32Array) -> None:

@@ -7,7 +7,6 @@ import unicodedata
 
 import numpy as np
 import pytest
-import xxhash
 from datasketch import MinHash
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -31,6 +30,7 @@ from service.fingerprint import (
     verified_probability,
     words,
 )
+from service.minhash import shingle_hash
 
 from .factories import story, vocabulary
 
@@ -180,7 +180,7 @@ def test_signature_is_what_plain_datasketch_computes(texts: list[str]) -> None:
     reference = MinHash(
         num_perm=NUM_PERM,
         seed=MINHASH_SEED,
-        hashfunc=lambda data: xxhash.xxh32_intdigest(data),
+        hashfunc=lambda data: shingle_hash(data.decode("utf-8")),
         scheme="affine32",
     )
     reference.update_batch(list(items))

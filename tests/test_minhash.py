@@ -7,7 +7,6 @@ from collections.abc import Iterable
 
 import numpy as np
 import pytest
-import xxhash
 from datasketch import MinHash
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -19,8 +18,9 @@ from .factories import story, vocabulary
 
 NUM_PERM = 128
 
-# Shingles are hashed as utf-8, so the interesting text is the text whose characters take
-# one to four bytes, with the spaces and punctuation that end words.
+# Shingles are hashed by code point, the interesting text holds characters of one to four
+# utf-8 bytes (and astral ones, two utf-16 units), with the spaces and punctuation that end
+# words.
 _TEXT = st.text(
     alphabet=st.sampled_from("ab cz.\u00e9\u00df\u0301\u4e2d\U0001f600 \n\t-'"), max_size=300
 ) | st.text(max_size=200)
@@ -49,7 +49,7 @@ def _char_items(text: str, size: int) -> set[bytes]:
 
 def test_parameters_are_those_fingerprint_stores() -> None:
     assert (mh.SCHEME, mh.SEED) == (fp.MINHASH_SCHEME, fp.MINHASH_SEED)
-    assert fp.SHINGLE_HASH == "xxh32-seed0"
+    assert fp.SHINGLE_HASH == mh.HASH_NAME == "poly64-fmix64-xor32"
     a, b = mh.permutations(NUM_PERM)
     template = MinHash(num_perm=NUM_PERM, seed=fp.MINHASH_SEED, scheme="affine32")
     assert np.array_equal(np.stack([a[:, 0], b[:, 0]]), template.permutations)
@@ -139,8 +139,6 @@ def test_rejects_what_datasketch_would_not_hash_alike() -> None:
         mh.word_shingle_hashes(["a"], 0)
     with pytest.raises(ValueError, match="size"):
         mh.char_shingle_hashes("a", 0)
-    with pytest.raises(ValueError, match="within"):
-        mh.xxh32_spans(b"abc", np.array([1]), np.array([4]))
 
 
 @_SLOW
@@ -191,16 +189,33 @@ def test_windows_join_up(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def _spec(shingle: str) -> int:
+    """The shingle hash as written down in the README, independently of service.minhash."""
+    mask = (1 << 64) - 1
+    h = 0
+    for code in (ord(ch) + 1 for ch in shingle):
+        h = (h * 0x9E3779B97F4A7C15 + code) & mask
+    for shift, factor in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53), (33, 1)):
+        h ^= h >> shift
+        h = (h * factor) & mask
+    return (h >> 32) ^ (h & 0xFFFFFFFF)
+
+
 @settings(deadline=None, max_examples=200)
-@given(
-    data=st.binary(max_size=700),
-    spans=st.lists(st.tuples(st.integers(0, 700), st.integers(0, 700)), max_size=40),
-)
-@example(data=bytes(range(256)) * 2, spans=[(0, 512), (3, 259), (1, 17), (0, 0), (5, 21)])
-@example(data=b"abcdefghijklmnopqrs", spans=[(0, 19), (3, 19), (16, 19), (18, 19), (19, 19)])
-def test_xxh32_spans_is_xxh32(data: bytes, spans: list[tuple[int, int]]) -> None:
-    pairs = [(min(s, e, len(data)), min(max(s, e), len(data))) for s, e in spans]
-    starts = np.array([s for s, _ in pairs], dtype=np.int64)
-    ends = np.array([e for _, e in pairs], dtype=np.int64)
-    expected = [xxhash.xxh32_intdigest(data[s:e]) for s, e in pairs]
-    assert mh.xxh32_spans(data, starts, ends).tolist() == expected
+@given(text=_TEXT | st.text(alphabet=st.characters(codec=None), max_size=60))
+@example(text="\x00")
+@example(text="\ud800 lone")
+def test_shingle_hash_is_the_written_polynomial(text: str) -> None:
+    assert mh.shingle_hash(text) == _spec(text)
+    # A leading U+0000 is not nothing: the +1 per code point keeps "\0a" apart from "a".
+    assert mh.shingle_hash("\x00" + text) != mh.shingle_hash(text)
+
+
+def test_long_shingles_are_hashed_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A token longer than a run of text (a pasted blob with no space in it) is hashed alone,
+    # a piece at a time, so the prefix sums never grow with it.
+    monkeypatch.setattr(mh, "_WINDOW_CHARS", 16)
+    tokens = ["x" * 40, "ab", "\u00e9t\u00e9", "d" * 17, "e", "f", "g" * 33, "\U0001f600"]
+    for size in (1, 2, 3):
+        expected = [_spec(" ".join(tokens[i : i + size])) for i in range(len(tokens) - size + 1)]
+        assert mh.word_shingle_hashes(tokens, size).tolist() == expected
