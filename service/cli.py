@@ -550,13 +550,13 @@ def _cleaned_of(prepared: Prepared) -> Cleaned:
 
 
 def _learned_pass(
-    prepared: Prepared, learned: frozenset[str], params: Params
+    article: ArticleIn, prepared: Prepared, learned: frozenset[str], params: Params
 ) -> tuple[Cleaned, ItemError | None]:
     """The service's learned layer over the article, and its error when nothing is left."""
-    from .clean.learned import apply_learned
-    from .prepare import apply_source_learning
+    from .clean.learned import LearnedSet, apply_learned
+    from .prepare import prepare_article
 
-    after = apply_source_learning(prepared, learned, params)
+    after = prepare_article(article, params, LearnedSet.of(learned))
     if not isinstance(after, ItemError):
         return _cleaned_of(after), None
     # Rejected: the error does not say what went, so the layer runs again to show it.
@@ -600,10 +600,11 @@ def _inspect_article(
     The service's own steps run (prepare_article, then the learned layer when the source has
     learned something); only the rendering is this command's.
     """
+    from .clean.learned import NOTHING_LEARNED
     from .inspect import render
     from .prepare import prepare_article
 
-    outcome = prepare_article(article, params)
+    outcome = prepare_article(article, params, NOTHING_LEARNED)
     if isinstance(outcome, ItemError) and outcome.code == "html_too_large":
         return [], outcome  # the service does not open such a page; neither does this
     extracted = _extracted(article) if article.html is not None else None
@@ -626,7 +627,7 @@ def _inspect_article(
         return [render(rejected, raw_lines, color=color, title_given=given), *notes], outcome
     cleaned, verdict = _cleaned_of(outcome), None
     if learned:
-        cleaned, verdict = _learned_pass(outcome, learned, params)
+        cleaned, verdict = _learned_pass(article, outcome, learned, params)
         raw_lines = _cut_learned_sentences(cleaned, raw_lines)
     given = article.title is not None
     return [render(cleaned, raw_lines, color=color, title_given=given), *notes], verdict

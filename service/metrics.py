@@ -50,6 +50,12 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.learned_again = Counter(
+            "news_ingest_learned_again_total",
+            "Articles prepared a second time because their worker had not been sent their "
+            "source's current learned set (its first article of the source, or the set changed).",
+            registry=r,
+        )
         self.redis_errors = Counter(
             "news_ingest_redis_errors_total", "Redis calls that failed.", registry=r
         )

@@ -335,10 +335,9 @@ class Prepared:
     shingle_count: int = 0
     anchors: tuple[str, ...] = ()  # sampled shingles, for excerpts and supersets
     url_key: str | None = None  # digest of the normalised url, for revisions under another id
-    # The title was read off the first lines of raw text, not given: a site's tagline there
-    # is template the learned layer may take back out.
-    title_inferred: bool = False
-    next_title: str | None = None  # the headline, should the inferred title be the tagline
+    # The version of the source's learned set the learned layer removed segments with (None:
+    # no set known to the worker held any of this article's segments).
+    learned_version: str | None = None
 
 
 def parse_event(event_type: str, data: str | bytes) -> Event:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from .clean.learned import NOTHING_LEARNED, LearnedSet
 from .errors import ExtractionTimeout, TaskTimeout, WorkerCrashed
 from .index import Store
 from .metrics import Metrics
@@ -36,7 +37,7 @@ from .models import (
     RemovedSegment,
 )
 from .pool import WorkerPool
-from .prepare import apply_source_learning, parse_batch, prepare_items, prepare_single, warm
+from .prepare import parse_batch, prepare_items, prepare_single, warm
 from .settings import DEFAULT_DOC_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,12 @@ WORKER_TASK_ITEMS = 8
 # this delay.
 LEARNED_CACHE_S = 1.0
 LEARNED_CACHE_SOURCES = 10_000
+# A learned set sent to a worker with an article made again rides along with the next tasks
+# too, this many per worker, so that every worker soon keeps it: which worker takes a task
+# is not ours to choose, and with one request at a time one worker can take every first trip
+# while the other takes every second one. At most MAX_HINTS sets ride at once.
+HINT_TASKS_PER_WORKER = 2
+MAX_HINTS = 16
 
 Outcome = Decision | ItemError
 
@@ -79,7 +86,8 @@ class Pipeline:
         self.max_batch_items = max_batch_items
         self.metrics = metrics
         self.doc_timeout_s = doc_timeout_s
-        self._learned: dict[str, tuple[float, frozenset[str]]] = {}
+        self._learned: dict[str, tuple[float, LearnedSet]] = {}
+        self._hints: dict[str, tuple[LearnedSet, int]] = {}
 
     @contextmanager
     def _pending(self) -> Iterator[None]:
@@ -100,29 +108,38 @@ class Pipeline:
         prepared: Prepared | ItemError
         try:
             prepared = await self._offload(
-                prepare_single, raw, self.params, timeout_s=self.doc_timeout_s, urgent=True
+                prepare_single,
+                raw,
+                self.params,
+                None,
+                self._take_hints(),
+                timeout_s=self.doc_timeout_s,
+                urgent=True,
             )
         except (TaskTimeout, WorkerCrashed) as exc:
             # Which field to name: parse the body again, off the event loop. Only this rare
             # path pays for it; the body's size is capped by max_body_bytes.
             field = await asyncio.to_thread(_body_field, raw)
             prepared = self._worker_failure(exc, field, index=None)
-        (prepared,) = await self._learned_pass([prepared])
+        (prepared,) = await self._learned_pass([prepared], [raw], single=True)
         return (await self._decide([prepared], dry_run=dry_run))[0]
 
     async def ingest_batch(self, raw: bytes, *, ndjson: bool, dry_run: bool) -> list[Outcome]:
         """A batch body; each item succeeds or fails alone, results in input order."""
         items = await self._offload(_parse_batch, raw, ndjson, self.max_batch_items, timeout_s=None)
         prepared = await self._prepare_chunk(items)
-        prepared = await self._learned_pass(prepared)
+        prepared = await self._learned_pass(prepared, items, single=False)
         return await self._decide(prepared, dry_run=dry_run)
 
-    async def _learned_sets(self, sources: set[str]) -> dict[str, frozenset[str]]:
+    async def _learned_sets(self, sources: set[str]) -> dict[str, LearnedSet]:
         now = time.monotonic()
         found = {s: hit[1] for s in sources if (hit := self._learned.get(s)) and hit[0] > now}
         missing = sources - found.keys()
         if missing:
-            fetched = await self.store.learned_for(missing)
+            fetched = {
+                source: LearnedSet.of(digests)
+                for source, digests in (await self.store.learned_for(missing)).items()
+            }
             if len(self._learned) + len(fetched) > LEARNED_CACHE_SOURCES:
                 self._learned.clear()
             for source, learned in fetched.items():
@@ -131,44 +148,69 @@ class Pipeline:
         return found
 
     async def _learned_pass(
-        self, prepared: list[Prepared | ItemError]
+        self, prepared: list[Prepared | ItemError], inputs: Sequence[Any], *, single: bool
     ) -> list[Prepared | ItemError]:
-        """The learned layer, for the articles holding segments their source has learned.
+        """Make sure every answer was cleaned with the learned set its source holds now.
 
-        A second trip to the workers, and only for those articles: the source of an article
-        is known once a worker has parsed it, and what the source has learned is in Redis.
+        The source of an article is known once a worker has parsed it, and what the source
+        has learned is in Redis, so the worker cleans with the set it was last sent for the
+        source (service.prepare.learned_for) and names its version. An answer made with another
+        set, or with none where the current one holds some of the article's segments, is made
+        again from ``inputs`` (the request body, or the batch's items) with the current set,
+        which that worker then keeps. In steady state that is no second trip at all; there is
+        one for a worker's first article of a source and after the source's set changed.
         """
         ready = [p for p in prepared if isinstance(p, Prepared) and p.segments]
         if not ready:
             return prepared
         learned = await self._learned_sets({p.source for p in ready})
-        todo = [
-            (position, (item, learned[item.source]))
-            for position, item in enumerate(prepared)
-            if isinstance(item, Prepared)
-            and learned.get(item.source)
-            and not learned[item.source].isdisjoint(item.segments)
-        ]
+        todo: list[tuple[int, str, tuple[Any, LearnedSet]]] = []
+        for position, item in enumerate(prepared):
+            if not isinstance(item, Prepared) or not item.segments:
+                continue
+            current = learned.get(item.source, NOTHING_LEARNED)
+            wanted = current.version if current.applies_to(item.segments) else None
+            if item.learned_version != wanted:
+                todo.append((position, item.field, (inputs[position], current)))
+                self._hint(item.source, current)
         if not todo:
             return prepared
+        self.metrics.learned_again.inc(len(todo))
         result = list(prepared)
         chunks = [todo[i : i + WORKER_TASK_ITEMS] for i in range(0, len(todo), WORKER_TASK_ITEMS)]
-        urgent = len(prepared) == 1  # a single-article request, as in ingest_one
 
-        async def run(chunk: list[tuple[int, tuple[Prepared, frozenset[str]]]]) -> None:
+        async def run(chunk: list[tuple[int, str, tuple[Any, LearnedSet]]]) -> None:
             with self._pending():
                 outcomes = await self.pool.run_each(
-                    _learn_one,
-                    [pair for _, pair in chunk],
+                    _prepare_single_with if single else _prepare_one_with,
+                    [pair for _, _, pair in chunk],
                     self.params,
                     timeout_s=self.doc_timeout_s,
-                    urgent=urgent,
+                    urgent=single,
                 )
-            for (position, (item, _)), outcome in zip(chunk, outcomes, strict=True):
-                result[position] = self._task_outcome(outcome, item.field, position)
+            for (position, field, _), outcome in zip(chunk, outcomes, strict=True):
+                result[position] = self._task_outcome(outcome, field, position)
 
         await asyncio.gather(*(run(chunk) for chunk in chunks))
         return result
+
+    def _hint(self, source: str, learned: LearnedSet) -> None:
+        self._hints.pop(source, None)
+        self._hints[source] = (learned, HINT_TASKS_PER_WORKER * self.pool.size)
+        while len(self._hints) > MAX_HINTS:
+            del self._hints[next(iter(self._hints))]
+
+    def _take_hints(self) -> tuple[tuple[str, LearnedSet], ...]:
+        """The learned sets to send along with the next task (see HINT_TASKS_PER_WORKER)."""
+        if not self._hints:
+            return ()
+        hints = tuple((source, learned) for source, (learned, _) in self._hints.items())
+        for source, (learned, left) in list(self._hints.items()):
+            if left > 1:
+                self._hints[source] = (learned, left - 1)
+            else:
+                del self._hints[source]
+        return hints
 
     async def _prepare_chunk(self, chunk: list[Any]) -> list[Prepared | ItemError]:
         """Prepare batch items, each with its own deadline, in worker tasks of a few items."""
@@ -177,7 +219,11 @@ class Pipeline:
             answers = await asyncio.gather(
                 *(
                     self.pool.run_each(
-                        _prepare_one, part, self.params, timeout_s=self.doc_timeout_s
+                        _prepare_one,
+                        part,
+                        self.params,
+                        self._take_hints(),
+                        timeout_s=self.doc_timeout_s,
                     )
                     for part in parts
                 )
@@ -271,12 +317,20 @@ def _parse_batch(raw: bytes, ndjson: bool, max_items: int) -> list[Any]:
     return parse_batch(raw, ndjson=ndjson, max_items=max_items)
 
 
-def _prepare_one(obj: Any, params: Params) -> Prepared | ItemError:
-    return prepare_items([obj], params)[0]
+def _prepare_one(
+    obj: Any, params: Params, hints: tuple[tuple[str, LearnedSet], ...] = ()
+) -> Prepared | ItemError:
+    return prepare_items([obj], params, hints=hints)[0]
 
 
-def _learn_one(pair: tuple[Prepared, frozenset[str]], params: Params) -> Prepared | ItemError:
-    return apply_source_learning(pair[0], pair[1], params)
+def _prepare_one_with(pair: tuple[Any, LearnedSet], params: Params) -> Prepared | ItemError:
+    """A batch item prepared again with its source's current learned set."""
+    return prepare_items([pair[0]], params, pair[1])[0]
+
+
+def _prepare_single_with(pair: tuple[bytes, LearnedSet], params: Params) -> Prepared | ItemError:
+    """A one-article request body prepared again with its source's current learned set."""
+    return prepare_single(pair[0], params, pair[1])
 
 
 # --- run in the service process ---------------------------------------------------------------

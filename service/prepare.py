@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,14 +19,19 @@ from pydantic import ValidationError
 from .clean import Cleaned, Removed
 from .clean.html import extract_html
 from .clean.learned import LAYER as LEARNED_LAYER
-from .clean.learned import apply_learned, is_learned, segment_digests
+from .clean.learned import LearnedSet, apply_learned, is_learned, segment_digests
 from .clean.text import clean_text, infer_title
 from .errors import InputError, RejectedContent
-from .fingerprint import Fingerprint, fingerprint
+from .fingerprint import Fingerprint, content_hash, fingerprint, normalise, words
 from .models import ArticleIn, ArticlePayload, ItemError, Params, Prepared
 from .urls import host_of, normalise_url
 
 log = logging.getLogger(__name__)
+
+# What this process was last sent of each source's learned set (see learned_for). Bounded as
+# the event loop's own cache is: a worker lives for days, sources come and go.
+_KNOWN: dict[str, LearnedSet] = {}
+KNOWN_SOURCES = 10_000
 
 # How deep a batch item may nest. Every article field is a string, so an item nesting deeper
 # than this cannot be valid; and parsed items cross process boundaries as pickles, which
@@ -242,8 +248,66 @@ def _nothing_left(field_name: str, why: str = "after cleaning") -> ItemError:
     )
 
 
-def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
-    """Clean and fingerprint one validated article (every layer but the learned one)."""
+def learned_for(source: str, given: LearnedSet | None) -> LearnedSet | None:
+    """The learned set to clean an article of ``source`` with: ``given``, which this process
+    then keeps for the source's next articles, or else the one it kept (None: none known).
+
+    The event loop checks the version an answer was made with against the set it holds for
+    the source and sends the article again, with that set, when they differ: a stale set
+    here costs a second trip, never a wrong answer. In steady state the set is unchanged, and
+    an article of a source with a learned template is cleaned and fingerprinted once.
+    """
+    if given is None:
+        return _KNOWN.get(source)
+    if source not in _KNOWN and len(_KNOWN) >= KNOWN_SOURCES:
+        _KNOWN.clear()
+    _KNOWN[source] = given
+    return given
+
+
+@dataclasses.dataclass(slots=True)
+class _Unlearned:
+    """A cleaned article once the learned layer has run over it."""
+
+    title: str | None
+    paragraphs: list[str]
+    earlier: list[Removed]  # what the other layers removed
+    learned: list[Removed]
+
+
+def _remove_learned(
+    cleaned: Cleaned, learned: frozenset[str], *, title_inferred: bool
+) -> _Unlearned:
+    """The learned layer: drop what the article's source is known to repeat."""
+    result = apply_learned(cleaned.paragraphs, learned)
+    title, paragraphs, removed = cleaned.title, list(result.paragraphs), list(result.removed)
+    earlier = list(cleaned.removed)
+    if title_inferred and title and is_learned(title, learned):
+        # The line taken for the headline is the site's tagline. The headline is the next
+        # line that reads like one: still in the body, or dropped there as a short line.
+        removed.insert(0, Removed(title, LEARNED_LAYER, "source_repeated_title"))
+        title = cleaned.next_title
+        if title is None:
+            title, paragraphs = infer_title(paragraphs)
+        else:
+            paragraphs = [p for p in paragraphs if p != title]
+            earlier = [r for r in earlier if r.text != title]
+    return _Unlearned(title, paragraphs, earlier, removed)
+
+
+_LEARNED_EMPTY = "once the source's learned boilerplate is removed"
+
+
+def prepare_article(
+    article: ArticleIn, params: Params, learned: LearnedSet | None = None
+) -> Prepared | ItemError:
+    """Clean and fingerprint one validated article, with the learned layer when ``learned``,
+    or the set this process keeps for the article's source, holds any of its segments.
+
+    The id, request hash and segment digests are those of the article before the learned
+    layer, so a replay is recognised and the template keeps being counted whatever has been
+    learned meanwhile.
+    """
     field_name = "html" if article.html is not None else "text"
     too_large = _html_too_large(article, params)
     if too_large is not None:
@@ -254,19 +318,33 @@ def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
         return ItemError(
             422, exc.reason, exc.message, [{"field": exc.field, "message": exc.message}]
         )
-    fp = _fingerprint(cleaned.text, params)
-    if fp.word_count == 0:
-        return _nothing_left(field_name)
     source = article.source or (host_of(article.url) if article.url else None) or "unknown"
     inferred = (
         [cleaned.title] if cleaned.title and article.title is None and article.html is None else []
     )
+    segments = tuple(segment_digests([*inferred, *cleaned.paragraphs]))
+    known = learned_for(source, learned)
+    applied = known if known is not None and known.applies_to(segments) else None
+    after = (
+        _remove_learned(cleaned, applied.digests, title_inferred=bool(inferred))
+        if applied is not None
+        else _Unlearned(cleaned.title, list(cleaned.paragraphs), list(cleaned.removed), [])
+    )
+    text = "\n\n".join(after.paragraphs)
+    fp = _fingerprint(text, params) if after.paragraphs else None
+    if fp is None or fp.word_count == 0:
+        # No words before the learned layer, or none after it: say which.
+        if not after.learned or not words(normalise(cleaned.text)):
+            return _nothing_left(field_name)
+        return _nothing_left(field_name, _LEARNED_EMPTY)
     counts: dict[str, int] = {}
-    for seg in cleaned.removed:
+    for seg in after.earlier:
         counts[seg.layer] = counts.get(seg.layer, 0) + 1
+    if after.learned:
+        counts[LEARNED_LAYER] = len(after.learned)
     payload = ArticlePayload(
-        title=cleaned.title,
-        text=cleaned.text,
+        title=after.title,
+        text=text,
         source=source,
         url=article.url,
         published_at=article.published_at or cleaned.published_at,
@@ -277,8 +355,13 @@ def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
         content_hash=fp.content_hash,
         removed_counts=counts,
     )
+    # An id derived from the body is that of the body before the learned layer, which changes
+    # as the source learns: the same article sent again must keep its id.
+    body_hash = fp.content_hash
+    if after.learned and article.id is None and article.url is None:
+        body_hash = content_hash(normalise(cleaned.text))
     return Prepared(
-        id=derive_id(article, fp.content_hash),
+        id=derive_id(article, body_hash),
         request_hash=request_hash(article),
         content_hash=fp.content_hash,
         signature=fp.signature,
@@ -286,14 +369,13 @@ def prepare_article(article: ArticleIn, params: Params) -> Prepared | ItemError:
         source=source,
         url=article.url,
         payload_json=payload.model_dump_json(),
-        removed=[(seg.text, seg.layer, seg.reason) for seg in cleaned.removed],
-        segments=tuple(segment_digests([*inferred, *cleaned.paragraphs])),
+        removed=[(seg.text, seg.layer, seg.reason) for seg in (*after.earlier, *after.learned)],
+        segments=segments,
         field=field_name,
-        title_inferred=bool(inferred),
-        next_title=cleaned.next_title,
         shingle_count=fp.shingle_count,
         anchors=tuple(fp.anchors),
         url_key=url_key(article.url),
+        learned_version=applied.version if applied is not None else None,
     )
 
 
@@ -337,63 +419,17 @@ def prepared_from_body(
     )
 
 
-def apply_source_learning(
-    prepared: Prepared, learned: frozenset[str], params: Params
-) -> Prepared | ItemError:
-    """The learned layer: drop what the article's source is known to repeat, fingerprint again.
-
-    The id, request hash and segment digests stay those of the first pass, so a replay is
-    recognised and the template keeps being counted whatever has been learned meanwhile.
-    """
-    payload = ArticlePayload.model_validate_json(prepared.payload_json)
-    # Cleaned paragraphs never hold a newline (split_lines splits on every line separator),
-    # so the blank-line join of Cleaned.text splits back exactly.
-    result = apply_learned(payload.text.split("\n\n"), learned)
-    title, paragraphs, removed = payload.title, list(result.paragraphs), list(result.removed)
-    earlier = prepared.removed
-    if prepared.title_inferred and title and is_learned(title, learned):
-        # The line taken for the headline is the site's tagline. The headline is the next
-        # line that reads like one: still in the body, or dropped there as a short line.
-        removed.insert(0, Removed(title, LEARNED_LAYER, "source_repeated_title"))
-        title = prepared.next_title
-        if title is None:
-            title, paragraphs = infer_title(paragraphs)
-        else:
-            paragraphs = [p for p in paragraphs if p != title]
-            earlier = [r for r in earlier if r[0] != title]
-    if not removed:
-        return prepared
-    if not paragraphs:
-        return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")
-    text = "\n\n".join(paragraphs)
-    fp = _fingerprint(text, params)
-    if fp.word_count == 0:
-        return _nothing_left(prepared.field, "once the source's learned boilerplate is removed")
-    counts = dict(payload.removed_counts)
-    counts[LEARNED_LAYER] = counts.get(LEARNED_LAYER, 0) + len(removed)
-    payload = payload.model_copy(
-        update={
-            "title": title,
-            "text": text,
-            "word_count": fp.word_count,
-            "content_hash": fp.content_hash,
-            "removed_counts": counts,
-        }
-    )
-    return dataclasses.replace(
-        prepared,
-        content_hash=fp.content_hash,
-        signature=fp.signature,
-        bands=fp.bands,
-        shingle_count=fp.shingle_count,
-        anchors=tuple(fp.anchors),
-        payload_json=payload.model_dump_json(),
-        removed=[*earlier, *((r.text, r.layer, r.reason) for r in removed)],
-    )
-
-
-def prepare_items(items: list[Any], params: Params) -> list[Prepared | ItemError]:
-    """Validate, clean and fingerprint parsed items; each fails alone."""
+def prepare_items(
+    items: list[Any],
+    params: Params,
+    learned: LearnedSet | None = None,
+    hints: Sequence[tuple[str, LearnedSet]] = (),
+) -> list[Prepared | ItemError]:
+    """Validate, clean and fingerprint parsed items; each fails alone. ``learned``: the
+    learned set of their source (see :func:`prepare_article`); ``hints``: sets of sources to
+    keep for later articles (service.pipeline sends them along)."""
+    for source, known in hints:
+        learned_for(source, known)
     results: list[Prepared | ItemError] = []
     for obj in items:
         if isinstance(obj, ItemError):
@@ -404,7 +440,7 @@ def prepare_items(items: list[Any], params: Params) -> list[Prepared | ItemError
             results.append(article)
             continue
         try:
-            results.append(prepare_article(article, params))
+            results.append(prepare_article(article, params, learned))
         except Exception:  # one pathological document must not fail its whole batch
             log.exception("unexpected failure preparing an article")
             field_name = "html" if article.html is not None else "text"
@@ -417,9 +453,14 @@ def prepare_items(items: list[Any], params: Params) -> list[Prepared | ItemError
     return results
 
 
-def prepare_single(raw: bytes, params: Params) -> Prepared | ItemError:
+def prepare_single(
+    raw: bytes,
+    params: Params,
+    learned: LearnedSet | None = None,
+    hints: Sequence[tuple[str, LearnedSet]] = (),
+) -> Prepared | ItemError:
     """Parse and prepare a one-article request body; body errors raise InputError."""
-    return prepare_items([parse_single(raw)], params)[0]
+    return prepare_items([parse_single(raw)], params, learned, hints)[0]
 
 
 # A page whose only date is one htmldate hands to dateparser, which compiles its patterns for

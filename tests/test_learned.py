@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from service.clean.learned import apply_learned, digest, segment_digests, sentences
+from service import prepare
+from service.clean.learned import (
+    NOTHING_LEARNED,
+    LearnedSet,
+    apply_learned,
+    digest,
+    segment_digests,
+    sentences,
+)
 from service.clean.text import clean_text
 from service.keys import Keys, source_digest
+from service.models import ArticleIn, ArticlePayload, ItemError, Params, Prepared
+from service.pool import WorkerPool
+from service.state import PIPELINE
 
 from .factories import story, vocabulary
 
@@ -215,3 +228,115 @@ async def test_an_article_of_template_only_is_a_422(client: Client) -> None:
     error = (await resp.json())["error"]
     assert error["code"] == "empty_after_cleaning"
     assert error["details"][0]["field"] == "text"
+
+
+# --- the learned layer in the worker's one trip --------------------------------------------------
+
+
+def test_a_worker_keeps_the_set_it_was_sent_for_the_next_articles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(prepare, "_KNOWN", {})
+    bodies = _bodies(4, seed=21)
+    template = LearnedSet.of({digest(HEADER), digest(FOOTER), digest(GLUED)})
+
+    def article(i: int, source: str = "courier") -> ArticleIn:
+        return ArticleIn(source=source, title=f"T{i}", text=_article(i, bodies[i]))
+
+    def text_of(prepared: Prepared | ItemError) -> str:
+        assert isinstance(prepared, Prepared)
+        return ArticlePayload.model_validate_json(prepared.payload_json).text
+
+    sent = prepare.prepare_article(article(0), Params(), template)
+    kept = prepare.prepare_article(article(1), Params())  # nothing sent: the set kept for it
+    other = prepare.prepare_article(article(2, source="gazette"), Params())
+    for prepared in (sent, kept):
+        assert isinstance(prepared, Prepared)
+        assert prepared.learned_version == template.version
+        assert not any(line in text_of(prepared) for line in (HEADER, FOOTER, GLUED))
+    assert isinstance(other, Prepared)
+    assert other.learned_version is None
+    assert HEADER in text_of(other)
+    # Sent that nothing is learned, the worker forgets the set; the article is the same one
+    # (id, request hash, segments) whichever set it was cleaned with.
+    without = prepare.prepare_article(article(3), Params(), NOTHING_LEARNED)
+    with_it = prepare.prepare_article(article(3), Params(), template)
+    assert isinstance(without, Prepared)
+    assert isinstance(with_it, Prepared)
+    assert without.learned_version is None
+    assert HEADER in text_of(without)
+    assert HEADER not in text_of(with_it)
+    assert (without.id, without.request_hash, without.segments) == (
+        with_it.id,
+        with_it.request_hash,
+        with_it.segments,
+    )
+    # A set sent along with a task as a hint is kept for the source too.
+    (hinted,) = prepare.prepare_items(
+        [{"source": "courier", "title": "T", "text": _article(3, bodies[3])}],
+        Params(),
+        hints=[("courier", template)],
+    )
+    assert isinstance(hinted, Prepared)
+    assert hinted.learned_version == template.version
+
+
+def _count_trips(monkeypatch: pytest.MonkeyPatch, pool: WorkerPool) -> Counter[str]:
+    """Count the pool's tasks by function name (the pool is the test session's, shared)."""
+    trips: Counter[str] = Counter()
+    run, run_each = pool.run, pool.run_each
+
+    async def counted_run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips[fn.__name__] += 1
+        return await run(fn, *args, **kwargs)
+
+    async def counted_each(fn: Any, items: Any, *args: Any, **kwargs: Any) -> Any:
+        trips[fn.__name__] += len(items)
+        return await run_each(fn, items, *args, **kwargs)
+
+    monkeypatch.setattr(pool, "run", counted_run)
+    monkeypatch.setattr(pool, "run_each", counted_each)
+    return trips
+
+
+async def test_a_known_template_costs_no_second_trip(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = _bodies(12, seed=22)
+    for i, body in enumerate(bodies[:3]):
+        await _post(
+            client, {"id": f"k{i}", "title": "T", "source": "courier", "text": _article(i, body)}
+        )
+    trips = _count_trips(monkeypatch, client.app[PIPELINE].pool)
+    for i, body in enumerate(bodies[3:], start=3):
+        record = {"id": f"k{i}", "title": "T", "source": "courier", "text": _article(i, body)}
+        await _post(client, record)
+        stored = await (await client.get(f"/v1/articles/k{i}")).json()
+        assert not any(line in stored["article"]["text"] for line in (HEADER, FOOTER, GLUED))
+    # Nine articles, each in one trip, but for at most one more per worker: its first article
+    # of the source since the set was learned (a worker may also have kept an older one).
+    assert trips["prepare_single"] == 9
+    assert trips["_prepare_single_with"] <= client.app[PIPELINE].pool.size
+
+
+async def test_an_answer_made_with_an_older_set_is_made_again(
+    client: Client, redis_client: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = _bodies(8, seed=23)
+    for i, body in enumerate(bodies[:6]):
+        await _post(
+            client, {"id": f"s{i}", "title": "T", "source": "courier", "text": _article(i, body)}
+        )
+    # The source learns one more line (written as learn.lua would); every worker still keeps
+    # the set it had, and this replica's cache is dropped as after one of its own decisions.
+    pitch = "Readers of the Courier can order the printed weekly at the county desk."
+    learned_key = Keys(prefix).learned(source_digest("courier"))
+    now_ms = int((await redis_client.time())[0]) * 1000
+    await redis_client.zadd(learned_key, {digest(pitch): now_ms})
+    client.app[PIPELINE]._learned.clear()
+    trips = _count_trips(monkeypatch, client.app[PIPELINE].pool)
+    record = {"title": "T", "source": "courier", "text": f"{_article(7, bodies[7])}\n\n{pitch}"}
+    preview = await _post(client, record, dry_run=True)
+    assert pitch not in preview["article"]["text"]
+    assert HEADER not in preview["article"]["text"]
+    assert trips["_prepare_single_with"] == 1

@@ -113,6 +113,30 @@ def segment_digests(paragraphs: Iterable[str]) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnedSet:
+    """The digests a source has learned, under a version naming exactly this set.
+
+    The version is what lets a worker reuse a set it was sent before: the event loop holds the
+    current set of each source, and an answer made with another version is made again.
+    """
+
+    digests: frozenset[str]
+    version: str
+
+    @classmethod
+    def of(cls, digests: Iterable[str]) -> LearnedSet:
+        frozen = frozenset(digests)
+        return cls(frozen, xxhash.xxh3_64_hexdigest("\n".join(sorted(frozen)).encode()))
+
+    def applies_to(self, segments: Iterable[str]) -> bool:
+        """Whether an article with these segment digests holds anything of the set."""
+        return not self.digests.isdisjoint(segments)
+
+
+NOTHING_LEARNED = LearnedSet.of(())
+
+
+@dataclass(frozen=True, slots=True)
 class LearnedResult:
     paragraphs: tuple[str, ...]
     removed: tuple[Removed, ...]
