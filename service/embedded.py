@@ -8,6 +8,7 @@ streams. The URL of the running server is written to ``data_dir/redis.url`` so t
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,16 @@ class EmbeddedRedis:
             appendfsync="everysec",
             save="",
         )
-        server.start(timeout=20.0)
+        # Ctrl-C in a terminal sends SIGINT to the whole foreground process group, and the
+        # server stopped at once while the service was still finishing the requests in flight
+        # (they answered 503). The service stops the server itself, last (SIGTERM, in stop),
+        # so it starts with SIGINT blocked: a child keeps the signal mask of the thread that
+        # started it across exec, and the server does not unblock it.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            server.start(timeout=20.0)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self._server = server
         url = str(server.connection_url)
         (self.data_dir / URL_FILE).write_text(url + "\n", encoding="utf-8")

@@ -18,7 +18,15 @@ from .conftest import free_port
 class ServiceProcess:
     """``python -m service serve`` on a free port; stderr goes to a file for post-mortems."""
 
-    def __init__(self, *args: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        own_group: bool = False,
+    ) -> None:
+        """``own_group``: the service leads a process group of its own, as in a terminal, so
+        that a signal to the group (Ctrl-C) reaches its children and not the tests."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -30,6 +38,7 @@ class ServiceProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=full_env,
+            process_group=0 if own_group else None,
         )
 
     def log(self) -> str:

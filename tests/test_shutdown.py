@@ -1,5 +1,7 @@
-"""SIGTERM with requests in flight: they finish with their normal answers, new connections are
-refused, the process exits 0 within the grace period, and nothing it started outlives it.
+"""SIGTERM, or Ctrl-C in a terminal, with requests in flight: they finish with their normal
+answers, new connections are refused, the process exits 0 within the grace period, and nothing
+it started outlives it. Ctrl-C signals the whole process group, the embedded server included,
+which ignores it (it starts with SIGINT blocked) and is stopped by the service last.
 
 What the service does on SIGTERM (aiohttp's run_app; see AppRunner.cleanup): it closes the
 listening socket first, so a new connection is refused (ECONNREFUSED), never answered 503;
@@ -181,9 +183,12 @@ def _refused(port: int) -> bool:
         return True
 
 
-@pytest.mark.parametrize("redis", ["external", "embedded"])
-async def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(
+@pytest.mark.parametrize(
+    ("redis", "how"), [("external", "SIGTERM"), ("embedded", "SIGTERM"), ("embedded", "Ctrl-C")]
+)
+async def test_sigterm_or_ctrl_c_finishes_in_flight_requests_then_exits_cleanly(
     redis: str,
+    how: str,
     redis_url: str,
     redis_client: aioredis.Redis,  # deletes the test's keys afterwards
     tmp_path: Path,
@@ -194,10 +199,13 @@ async def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(
     args += ["--data-dir", str(data_dir)]
     if redis == "external":  # REDIS_URL, or the session's embedded server
         args += ["--redis-url", redis_url]
-    service = ServiceProcess(*args, log_path=tmp_path / "service.log")
+    # Ctrl-C in a terminal signals the whole foreground process group: the service, its
+    # workers and the embedded server. The server must outlive the requests in flight.
+    ctrl_c = how == "Ctrl-C"
+    service = ServiceProcess(*args, log_path=tmp_path / "service.log", own_group=ctrl_c)
     try:
         await service.wait_ready()
-        await _shutdown_under_load(service, embedded=redis == "embedded")
+        await _shutdown_under_load(service, embedded=redis == "embedded", ctrl_c=ctrl_c)
     finally:
         code = service.stop()
     assert code == 0, service.log()
@@ -215,7 +223,7 @@ async def test_sigterm_finishes_in_flight_requests_then_exits_cleanly(
         assert not (data_dir / "redis.url").exists(), "the embedded server was not stopped"
 
 
-async def _shutdown_under_load(service: ServiceProcess, *, embedded: bool) -> None:
+async def _shutdown_under_load(service: ServiceProcess, *, embedded: bool, ctrl_c: bool) -> None:
     pid, port = service.proc.pid, service.port
     children = _children(pid)
     workers = {p for p, cmd in children.items() if "spawn_main" in cmd}
@@ -235,7 +243,10 @@ async def _shutdown_under_load(service: ServiceProcess, *, embedded: bool) -> No
     assert not any(a.done() for a in answers), "requests finished before SIGTERM: make more work"
 
     sigterm = time.monotonic()
-    service.proc.send_signal(signal.SIGTERM)
+    if ctrl_c:
+        os.killpg(pid, signal.SIGINT)
+    else:
+        service.proc.send_signal(signal.SIGTERM)
 
     # Shutdown begins with closing the listening socket: new connections are refused.
     while not await asyncio.to_thread(_refused, port):
