@@ -504,7 +504,7 @@ def _extracted(article: ArticleIn) -> tuple[list[str], str | None] | None:
     from .errors import RejectedContent
 
     try:
-        page = _extract(article.html or "", article.url)
+        page = _extract(article.html or "", article.url, date=False)  # the view shows no date
     except RejectedContent:
         return None
     if page is None or not page.text.strip():

@@ -196,7 +196,9 @@ def request_hash(article: ArticleIn) -> str:
 
 def _clean(article: ArticleIn) -> Cleaned:
     if article.html is not None:
-        return extract_html(article.html, article.url, article.title)
+        # The client's published_at wins over the page's date: no need to look for that.
+        date = article.published_at is None
+        return extract_html(article.html, article.url, article.title, date=date)
     return clean_text(article.text or "", article.title)
 
 

@@ -34,14 +34,14 @@ class _Page:
     metadata: Document
 
 
-def _extract(raw: str, url: str | None) -> _Page | None:
+def _extract(raw: str, url: str | None, *, date: bool) -> _Page | None:
     """The main text and the metadata of ``raw``, or None when it holds no main text."""
     try:
         tree = load_html(raw)
         if tree is None:
             return None
         # Metadata first, from the page as parsed: extraction prunes a copy of the tree.
-        metadata = page_metadata(tree, url)
+        metadata = page_metadata(tree, url, date=date)
         document = trafilatura.bare_extraction(
             tree,
             url=url or metadata.url,
@@ -89,9 +89,12 @@ def _extra(document: Document) -> dict[str, str]:
     return {name: value for name, value in found.items() if value}
 
 
-def extract_html(raw: str, url: str | None = None, title: str | None = None) -> Cleaned:
-    """Extract and clean the article in ``raw``; the client's ``title`` wins over the page's."""
-    page = _extract(raw, url)
+def extract_html(
+    raw: str, url: str | None = None, title: str | None = None, *, date: bool = True
+) -> Cleaned:
+    """Extract and clean the article in ``raw``; the client's ``title`` wins over the page's.
+    ``date``: look for the page's publication date (False when the client sent it)."""
+    page = _extract(raw, url, date=date)
     if page is None or not page.text.strip():
         raise RejectedContent(
             "no_article_text", "no article text could be extracted from the HTML", field="html"

@@ -39,8 +39,10 @@ from trafilatura.settings import Document, set_date_params
 __all__ = ["page_metadata"]
 
 
-def page_metadata(tree: HtmlElement, url: str | None) -> Document:
-    """The page's metadata, read from ``tree`` (not modified)."""
+def page_metadata(tree: HtmlElement, url: str | None, *, date: bool = True) -> Document:
+    """The page's metadata, read from ``tree`` (not modified); without its date unless
+    ``date`` (the client sent the article's own: 1.5 ms a page, 35 ms on a page that needs
+    the extensive search)."""
     found = examine_meta(tree)
     # A one-word author from a meta tag is usually a site or a handle, not a person.
     if found.author and " " not in found.author:
@@ -57,7 +59,7 @@ def page_metadata(tree: HtmlElement, url: str | None) -> Document:
         found.url = extract_url(tree, url)
     if found.url:
         found.hostname = extract_domain(found.url, fast=True)
-    found.date = _date(tree, found.url)
+    found.date = _date(tree, found.url) if date else None
     if not found.sitename:
         found.sitename = extract_sitename(tree)
     if found.sitename:
