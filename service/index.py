@@ -185,10 +185,19 @@ class Store:
                 f"{k}: index has {a!r}, settings say {b!r}"
                 for k, (a, b) in sorted(differing.items())
             )
+            # Settings name only some of them; the others (the shingle hash, the layout) are
+            # how this version of the service computes and stores fingerprints.
+            settable = {"num_perm", "shingle_unit", "shingle_size", "bands", "rows"}
+            remedy = (
+                "use the recorded parameters, another key_prefix, or `news-ingest reset`"
+                if differing.keys() <= settable
+                else "this version fingerprints differently: use another key_prefix, or "
+                "`news-ingest reset`"
+            )
             raise IndexMismatch(
                 f"the index under prefix {self.keys.prefix!r} was built with other fingerprint "
-                f"parameters ({listed}). Signatures made differently are not comparable: use "
-                "the recorded parameters, another key_prefix, or `news-ingest reset` to drop it."
+                f"parameters ({listed}). Signatures made differently are not comparable: "
+                f"{remedy} to drop it."
             )
         self._meta_checked = True
         return recorded

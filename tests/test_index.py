@@ -352,8 +352,18 @@ async def test_lost_scripts_are_reloaded(
 
 async def test_meta_mismatch_is_refused(make_store: MakeStore) -> None:
     await make_store().ensure_meta()
-    with pytest.raises(IndexMismatch, match="shingle_size"):
+    with pytest.raises(IndexMismatch, match=r"shingle_size.*use the recorded parameters"):
         await make_store(shingle_size=3).ensure_meta()
+
+
+async def test_an_index_of_an_older_shingle_hash_is_refused(
+    make_store: MakeStore, redis_client: aioredis.Redis, prefix: str
+) -> None:
+    # An index written before the polynomial shingle hash: no setting can bring that back.
+    await make_store().ensure_meta()
+    await redis_client.hset(Keys(prefix).index_meta, "shingle_hash", "xxh32-seed0")
+    with pytest.raises(IndexMismatch, match=r"shingle_hash.*this version fingerprints differently"):
+        await make_store().ensure_meta()
 
 
 async def test_unreachable_redis_is_store_unavailable(make_store: MakeStore) -> None:
