@@ -236,7 +236,7 @@ async def test_an_article_of_template_only_is_a_422(client: Client) -> None:
 def test_a_worker_keeps_the_set_it_was_sent_for_the_next_articles(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(prepare, "_KNOWN", {})
+    monkeypatch.setattr(prepare, "_KNOWN", prepare._Kept(prepare.KNOWN_DIGESTS))
     bodies = _bodies(4, seed=21)
     template = LearnedSet.of({digest(HEADER), digest(FOOTER), digest(GLUED)})
 
@@ -279,6 +279,13 @@ def test_a_worker_keeps_the_set_it_was_sent_for_the_next_articles(
     )
     assert isinstance(hinted, Prepared)
     assert hinted.learned_version == template.version
+    # Bounded by digests: past the bound the process starts afresh.
+    kept = prepare._Kept(5)
+    kept.put("a", template)
+    kept.put("a", template)
+    assert (list(kept.sets), kept.digests) == (["a"], 3)
+    kept.put("b", template)
+    assert (list(kept.sets), kept.digests) == (["b"], 3)
 
 
 def _count_trips(monkeypatch: pytest.MonkeyPatch, pool: WorkerPool) -> Counter[str]:
