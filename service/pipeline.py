@@ -56,7 +56,7 @@ WORKER_TASK_ITEMS = 8
 # as soon as one of its own decisions changes the set; other replicas see the change within
 # this delay.
 LEARNED_CACHE_S = 1.0
-LEARNED_CACHE_SOURCES = 10_000
+LEARNED_CACHE_DIGESTS = 500_000
 # A learned set sent to a worker with an article made again rides along with the next tasks
 # too, this many per worker, so that every worker soon keeps it: which worker takes a task
 # is not ours to choose, and with one request at a time one worker can take every first trip
@@ -87,6 +87,7 @@ class Pipeline:
         self.metrics = metrics
         self.doc_timeout_s = doc_timeout_s
         self._learned: dict[str, tuple[float, LearnedSet]] = {}
+        self._learned_digests = 0
         self._hints: dict[str, tuple[LearnedSet, int]] = {}
 
     @contextmanager
@@ -140,12 +141,24 @@ class Pipeline:
                 source: LearnedSet.of(digests)
                 for source, digests in (await self.store.learned_for(missing)).items()
             }
-            if len(self._learned) + len(fetched) > LEARNED_CACHE_SOURCES:
-                self._learned.clear()
             for source, learned in fetched.items():
-                self._learned[source] = (now + LEARNED_CACHE_S, learned)
+                self._cache_learned(source, learned, now + LEARNED_CACHE_S)
             found.update(fetched)
         return found
+
+    def _forget_learned(self, source: str) -> None:
+        old = self._learned.pop(source, None)
+        if old is not None:
+            self._learned_digests -= len(old[1].digests)
+
+    def _cache_learned(self, source: str, learned: LearnedSet, until: float) -> None:
+        # Bounded by digests, not sources: a source may learn up to 2,000 of them.
+        self._forget_learned(source)
+        if self._learned_digests + len(learned.digests) > LEARNED_CACHE_DIGESTS:
+            self._learned.clear()
+            self._learned_digests = 0
+        self._learned[source] = (until, learned)
+        self._learned_digests += len(learned.digests)
 
     async def _learned_pass(
         self, prepared: list[Prepared | ItemError], inputs: Sequence[Any], *, single: bool
@@ -279,7 +292,7 @@ class Pipeline:
             chunk_decisions, changed = await self.store.decide_and_learn(chunk, dry_run=dry_run)
             decided.extend(chunk_decisions)
             for source in changed:
-                self._learned.pop(source, None)
+                self._forget_learned(source)
         by_position = iter(decided)
         results: list[Outcome] = []
         for item in prepared:

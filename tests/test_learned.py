@@ -340,7 +340,7 @@ async def test_an_answer_made_with_an_older_set_is_made_again(
     learned_key = Keys(prefix).learned(source_digest("courier"))
     now_ms = int((await redis_client.time())[0]) * 1000
     await redis_client.zadd(learned_key, {digest(pitch): now_ms})
-    client.app[PIPELINE]._learned.clear()
+    client.app[PIPELINE]._forget_learned("courier")
     trips = _count_trips(monkeypatch, client.app[PIPELINE].pool)
     record = {"title": "T", "source": "courier", "text": f"{_article(7, bodies[7])}\n\n{pitch}"}
     preview = await _post(client, record, dry_run=True)
