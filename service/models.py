@@ -335,8 +335,8 @@ class Prepared:
     shingle_count: int = 0
     anchors: tuple[str, ...] = ()  # sampled shingles, for excerpts and supersets
     url_key: str | None = None  # digest of the normalised url, for revisions under another id
-    # The version of the source's learned set the learned layer removed segments with (None:
-    # no set known to the worker held any of this article's segments).
+    # The version of the source's learned set the learned layer ran with (None: no set the
+    # worker knew held any of this article's segments, so the layer did not run).
     learned_version: str | None = None
 
 
