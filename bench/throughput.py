@@ -404,6 +404,12 @@ class Bare:
         return self.items / self.seconds
 
 
+def _extract_pages(pages: Sequence[dict[str, Any]]) -> int:
+    import trafilatura
+
+    return sum(trafilatura.extract(p["html"], url=p.get("url")) is not None for p in pages)
+
+
 def run_bare_trafilatura(
     pages: Sequence[dict[str, Any]], warmup: Sequence[dict[str, Any]] = ()
 ) -> Bare:
@@ -414,17 +420,9 @@ def run_bare_trafilatura(
     for page in warmup:
         trafilatura.extract(page["html"])
     warmup_s = time.perf_counter() - started
-    extracted = 0
     started = time.perf_counter()
-    for page in pages:
-        extracted += trafilatura.extract(page["html"], url=page.get("url")) is not None
+    extracted = _extract_pages(pages)
     return Bare(len(pages), time.perf_counter() - started, extracted, warmup_s)
-
-
-def _extract_pages(pages: Sequence[dict[str, Any]]) -> int:
-    import trafilatura
-
-    return sum(trafilatura.extract(p["html"], url=p.get("url")) is not None for p in pages)
 
 
 def _warm_extractor(page: dict[str, Any], hold_s: float) -> int:

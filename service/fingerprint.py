@@ -260,6 +260,11 @@ def fingerprint(
     )
 
 
+# The entries of index_meta that settings choose (bands and rows follow from the threshold);
+# the others are how this version of the service computes and stores fingerprints.
+SETTABLE_META = frozenset({"num_perm", "shingle_unit", "shingle_size", "bands", "rows"})
+
+
 def index_meta(
     *, num_perm: int, shingle_size: int, threshold: float, shingle_unit: str = "chars"
 ) -> dict[str, str]:

@@ -24,6 +24,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import IndexMismatch, StoreUnavailable
+from .fingerprint import SETTABLE_META
 from .keys import Keys, source_digest
 from .models import ArticlePayload, Decision, Prepared, StoredArticle
 
@@ -185,12 +186,9 @@ class Store:
                 f"{k}: index has {a!r}, settings say {b!r}"
                 for k, (a, b) in sorted(differing.items())
             )
-            # Settings name only some of them; the others (the shingle hash, the layout) are
-            # how this version of the service computes and stores fingerprints.
-            settable = {"num_perm", "shingle_unit", "shingle_size", "bands", "rows"}
             remedy = (
                 "use the recorded parameters, another key_prefix, or `news-ingest reset`"
-                if differing.keys() <= settable
+                if differing.keys() <= SETTABLE_META
                 else "this version fingerprints differently: use another key_prefix, or "
                 "`news-ingest reset`"
             )

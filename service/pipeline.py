@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from .clean.learned import NOTHING_LEARNED, LearnedSet
+from .clean.learned import NOTHING_LEARNED, LearnedCache, LearnedSet
 from .errors import ExtractionTimeout, TaskTimeout, WorkerCrashed
 from .index import Store
 from .metrics import Metrics
@@ -86,8 +86,7 @@ class Pipeline:
         self.max_batch_items = max_batch_items
         self.metrics = metrics
         self.doc_timeout_s = doc_timeout_s
-        self._learned: dict[str, tuple[float, LearnedSet]] = {}
-        self._learned_digests = 0
+        self._learned = LearnedCache(LEARNED_CACHE_DIGESTS)
         self._hints: dict[str, tuple[LearnedSet, int]] = {}
 
     @contextmanager
@@ -134,7 +133,7 @@ class Pipeline:
 
     async def _learned_sets(self, sources: set[str]) -> dict[str, LearnedSet]:
         now = time.monotonic()
-        found = {s: hit[1] for s in sources if (hit := self._learned.get(s)) and hit[0] > now}
+        found = {s: hit for s in sources if (hit := self._learned.get(s, now)) is not None}
         missing = sources - found.keys()
         if missing:
             fetched = {
@@ -142,23 +141,9 @@ class Pipeline:
                 for source, digests in (await self.store.learned_for(missing)).items()
             }
             for source, learned in fetched.items():
-                self._cache_learned(source, learned, now + LEARNED_CACHE_S)
+                self._learned.put(source, learned, now + LEARNED_CACHE_S)
             found.update(fetched)
         return found
-
-    def _forget_learned(self, source: str) -> None:
-        old = self._learned.pop(source, None)
-        if old is not None:
-            self._learned_digests -= len(old[1].digests)
-
-    def _cache_learned(self, source: str, learned: LearnedSet, until: float) -> None:
-        # Bounded by digests, not sources: a source may learn up to 2,000 of them.
-        self._forget_learned(source)
-        if self._learned_digests + len(learned.digests) > LEARNED_CACHE_DIGESTS:
-            self._learned.clear()
-            self._learned_digests = 0
-        self._learned[source] = (until, learned)
-        self._learned_digests += len(learned.digests)
 
     async def _learned_pass(
         self, prepared: list[Prepared | ItemError], inputs: Sequence[Any], *, single: bool
@@ -292,7 +277,7 @@ class Pipeline:
             chunk_decisions, changed = await self.store.decide_and_learn(chunk, dry_run=dry_run)
             decided.extend(chunk_decisions)
             for source in changed:
-                self._forget_learned(source)
+                self._learned.forget(source)
         by_position = iter(decided)
         results: list[Outcome] = []
         for item in prepared:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from .clean import Cleaned, Removed
 from .clean.html import extract_html
 from .clean.learned import LAYER as LEARNED_LAYER
-from .clean.learned import LearnedSet, apply_learned, is_learned, segment_digests
+from .clean.learned import LearnedCache, LearnedSet, apply_learned, is_learned, segment_digests
 from .clean.text import clean_text, infer_title
 from .errors import InputError, RejectedContent
 from .fingerprint import Fingerprint, content_hash, fingerprint, normalise, words
@@ -29,35 +29,9 @@ from .urls import host_of, normalise_url
 log = logging.getLogger(__name__)
 
 
-class _Kept:
-    """What this process was last sent of each source's learned set (see learned_for).
-
-    A worker lives for days and sources come and go, so it is bounded, by digests rather
-    than sources (a source may learn up to 2,000): past the bound it starts afresh, which
-    costs second trips, never a wrong answer. 500k digests take about 40 MB.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.sets: dict[str, LearnedSet] = {}
-        self.digests = 0
-
-    def get(self, source: str) -> LearnedSet | None:
-        return self.sets.get(source)
-
-    def put(self, source: str, learned: LearnedSet) -> None:
-        old = self.sets.pop(source, None)
-        if old is not None:
-            self.digests -= len(old.digests)
-        if self.digests + len(learned.digests) > self.limit:
-            self.sets.clear()
-            self.digests = 0
-        self.sets[source] = learned
-        self.digests += len(learned.digests)
-
-
+# What this process was last sent of each source's learned set (see learned_for).
 KNOWN_DIGESTS = 500_000
-_KNOWN = _Kept(KNOWN_DIGESTS)
+_KNOWN = LearnedCache(KNOWN_DIGESTS)
 
 # How deep a batch item may nest. Every article field is a string, so an item nesting deeper
 # than this cannot be valid; and parsed items cross process boundaries as pickles, which

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from service import prepare
 from service.clean.learned import (
     NOTHING_LEARNED,
+    LearnedCache,
     LearnedSet,
     apply_learned,
     digest,
@@ -236,7 +237,7 @@ async def test_an_article_of_template_only_is_a_422(client: Client) -> None:
 def test_a_worker_keeps_the_set_it_was_sent_for_the_next_articles(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(prepare, "_KNOWN", prepare._Kept(prepare.KNOWN_DIGESTS))
+    monkeypatch.setattr(prepare, "_KNOWN", LearnedCache(prepare.KNOWN_DIGESTS))
     bodies = _bodies(4, seed=21)
     template = LearnedSet.of({digest(HEADER), digest(FOOTER), digest(GLUED)})
 
@@ -280,7 +281,7 @@ def test_a_worker_keeps_the_set_it_was_sent_for_the_next_articles(
     assert isinstance(hinted, Prepared)
     assert hinted.learned_version == template.version
     # Bounded by digests: past the bound the process starts afresh.
-    kept = prepare._Kept(5)
+    kept = LearnedCache(5)
     kept.put("a", template)
     kept.put("a", template)
     assert (list(kept.sets), kept.digests) == (["a"], 3)
@@ -340,7 +341,7 @@ async def test_an_answer_made_with_an_older_set_is_made_again(
     learned_key = Keys(prefix).learned(source_digest("courier"))
     now_ms = int((await redis_client.time())[0]) * 1000
     await redis_client.zadd(learned_key, {digest(pitch): now_ms})
-    client.app[PIPELINE]._forget_learned("courier")
+    client.app[PIPELINE]._learned.forget("courier")
     trips = _count_trips(monkeypatch, client.app[PIPELINE].pool)
     record = {"title": "T", "source": "courier", "text": f"{_article(7, bodies[7])}\n\n{pitch}"}
     preview = await _post(client, record, dry_run=True)

@@ -15,6 +15,7 @@ paragraph that happens to recur ("X did not respond to a request for comment") i
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -134,6 +135,41 @@ class LearnedSet:
 
 
 NOTHING_LEARNED = LearnedSet.of(())
+
+
+class LearnedCache:
+    """Learned sets by source, each until a time (the event loop's refresh) or for good (a
+    worker's), bounded by digests rather than sources: a source may learn up to 2,000, and a
+    process lives for days while sources come and go. Past the bound it starts afresh, which
+    costs fetches or second trips, never a wrong answer. 500k digests take about 40 MB.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sets: dict[str, LearnedSet] = {}
+        self.until: dict[str, float] = {}
+        self.digests = 0
+
+    def get(self, source: str, now: float = -math.inf) -> LearnedSet | None:
+        """The set kept for ``source`` if it is still good at ``now``."""
+        found = self.sets.get(source)
+        return found if found is not None and self.until[source] > now else None
+
+    def put(self, source: str, learned: LearnedSet, until: float = math.inf) -> None:
+        self.forget(source)
+        if self.digests + len(learned.digests) > self.limit:
+            self.sets.clear()
+            self.until.clear()
+            self.digests = 0
+        self.sets[source] = learned
+        self.until[source] = until
+        self.digests += len(learned.digests)
+
+    def forget(self, source: str) -> None:
+        old = self.sets.pop(source, None)
+        if old is not None:
+            del self.until[source]
+            self.digests -= len(old.digests)
 
 
 @dataclass(frozen=True, slots=True)
