@@ -16,6 +16,13 @@ only ever adds time, so besides the median of the rounds the figures give the le
 round, and the ratio of those. The server's own CPU time per decision (``INFO cpu``, main
 thread) is not stretched when the server is descheduled, and the EVALSHA count tells whether
 another client ran scripts meanwhile (then the server-side figures include its work).
+
+The paired rounds carry a baseline: bare HMGETs of the fields a decision reads, in the same
+two indexes' hashes (``lookup_cost``). A decision's work does not depend on the index's size,
+but a hash ten times larger misses the CPU caches more often on every lookup; how much more
+depends on the machine and on what else shares its caches. The baseline measures that in the
+same run, so a decision cost that grows no more than bare lookups grow is the machine's, and
+one that grows more is the index's.
 """
 
 from __future__ import annotations
@@ -228,6 +235,42 @@ async def decision_cost(store: Store, probes: list[Prepared]) -> Cost:
     )
 
 
+def index_fields(item: Prepared) -> tuple[list[bytes], list[bytes]]:
+    """The fields decide.lua reads for an article: each band as its number (2 bytes,
+    big-endian) then its binary digest, and each anchor's binary digest."""
+    bands = [i.to_bytes(2, "big") + bytes.fromhex(d) for i, d in enumerate(item.bands)]
+    return bands, [bytes.fromhex(a) for a in item.anchors]
+
+
+async def lookup_cost(store: Store, probes: list[Prepared]) -> float:
+    """Microseconds of server time per probe for bare HMGETs of the fields a decision reads,
+    in the index's epoch hashes: what this Redis charges for those lookups alone, at the
+    index's size, with none of the index's logic.
+
+    A decision's cost beyond this is the index's own. Run on probes that are then never
+    decided: looking up a probe's fields warms exactly the buckets its decision would read.
+    """
+    epochs: dict[str, list[bytes]] = {"lsh": [], "anc": []}
+    for kind, keys in epochs.items():
+        async for key in store.client.scan_iter(match=f"{store.keys.ns}{kind}:*", count=1000):
+            keys.append(key)
+    before = await _command_usec(store, "hmget")
+    async with store.client.pipeline(transaction=False) as pipe:
+        for item in probes:
+            bands, anchors = index_fields(item)
+            for key in epochs["lsh"]:
+                pipe.hmget(key, bands)
+            for key in epochs["anc"]:
+                pipe.hmget(key, anchors)
+        await pipe.execute()
+    return (await _command_usec(store, "hmget") - before) / len(probes)
+
+
+async def _command_usec(store: Store, command: str) -> int:
+    stats = await store.client.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {"usec": 0})["usec"])
+
+
 def median_interval(
     values: list[float], confidence: float = 0.9, resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
@@ -359,14 +402,21 @@ async def run(args: argparse.Namespace) -> None:
             f"  the same, only the rounds while Redis rehashed no epoch hash: "
             f"{outside[1] / outside[0]:.2f}x ({outside[0]:.3f} -> {outside[1]:.3f} ms)"
         )
-    wall_ratios, script_ratios = paired
-    low, high = median_interval(wall_ratios)
+    low, high = median_interval(paired.wall)
     print(
         f"  decision cost at {largest.size} / at {smallest.size}, both indexes in one Redis "
-        f"(median of {len(wall_ratios)} rounds' ratios): {statistics.median(wall_ratios):.2f}x, "
+        f"(median of {len(paired.wall)} rounds' ratios): {statistics.median(paired.wall):.2f}x, "
         f"90% interval {low:.2f}-{high:.2f}x (in the script "
-        f"{statistics.median(script_ratios):.2f}x)"
+        f"{statistics.median(paired.script):.2f}x)"
     )
+    if paired.lookups:
+        low, high = median_interval(paired.lookups)
+        lookups = statistics.median(paired.lookups)
+        print(
+            f"  baseline: bare HMGETs of a decision's fields in the same two indexes' hashes, "
+            f"no index logic: {lookups:.2f}x, 90% interval {low:.2f}-{high:.2f}x; the "
+            f"decision's growth over it: {statistics.median(paired.wall) / lookups:.2f}x"
+        )
     gib = largest.per_article * 1_000_000 / 2**30
     print(
         f"  Redis memory per million indexed articles: {gib:.2f} GiB "
@@ -421,7 +471,7 @@ PAIRED_PROBE = 50
 
 async def paired_rounds(
     big: Store, small: Store, pool: ProcessPoolExecutor, size: int, args: argparse.Namespace
-) -> tuple[list[float], list[float]]:
+) -> Paired:
     """The cost of a decision against the large index and against a small one held in the
     same Redis, round by round with fresh probes, the order alternating.
 
@@ -433,26 +483,46 @@ async def paired_rounds(
     """
     await fill(small, prepare_range(pool, 50_000_000, 50_000_000 + size, args.words))
     shape = await index_shape(big)
-    wall, script = [], []
+    paired = Paired([], [], [])
     for round_ in range(PAIRED_ROUNDS):
-        base = 60_000_000 + round_ * 2 * PAIRED_PROBE
+        base = 60_000_000 + round_ * 3 * PAIRED_PROBE
         probes_big = prepare_range(pool, base, base + PAIRED_PROBE, args.words)
         probes_small = prepare_range(pool, base + PAIRED_PROBE, base + 2 * PAIRED_PROBE, args.words)
+        # Looked up in both and decided in neither (see lookup_cost).
+        probes_bare = prepare_range(
+            pool, base + 2 * PAIRED_PROBE, base + 3 * PAIRED_PROBE, args.words
+        )
         if round_ % 2:
+            bare_small = await lookup_cost(small, probes_bare)
+            bare_big = await lookup_cost(big, probes_bare)
             on_small = await decision_cost(small, probes_small)
             on_big = await decision_cost(big, probes_big)
         else:
+            bare_big = await lookup_cost(big, probes_bare)
+            bare_small = await lookup_cost(small, probes_bare)
             on_big = await decision_cost(big, probes_big)
             on_small = await decision_cost(small, probes_small)
-        wall.append(on_big.wall / on_small.wall)
-        script.append(on_big.script / on_small.script)
+        paired.wall.append(on_big.wall / on_small.wall)
+        paired.script.append(on_big.script / on_small.script)
+        if bare_small > 0:
+            paired.lookups.append(bare_big / bare_small)
         print(
             f"... paired round {round_ + 1}: {on_big.wall:.3f} ms against the large index, "
-            f"{on_small.wall:.3f} ms against the small one",
+            f"{on_small.wall:.3f} ms against the small one; bare lookups "
+            f"{bare_big:.0f} and {bare_small:.0f} µs",
             flush=True,
         )
     print(f"... paired rounds, the large index: {describe_shape(shape, await index_shape(big))}")
-    return wall, script
+    return paired
+
+
+@dataclass(frozen=True, slots=True)
+class Paired:
+    """Per-round ratios, large index / small index, of the paired rounds."""
+
+    wall: list[float]  # a decision as the client sees it
+    script: list[float]  # a decision inside EVALSHA
+    lookups: list[float]  # bare HMGETs of a decision's fields (lookup_cost)
 
 
 def main() -> None:

@@ -86,6 +86,7 @@ CORPUS = Path("/work/shared/corpora/trafilatura-eval")
 GROWTH_WORDS = 600
 GROWTH_CHUNK = 10_000
 PROBE_BASE = 10_000_000
+BARE_PROBE_BASE = 20_000_000
 # Item e: the peer's word shingles, as the service's.
 PEER_SHINGLE_WORDS = 5
 
@@ -562,6 +563,8 @@ class IndexGrowth:
     probe: int
     costs_ms: dict[int, list[float]]  # size -> ms per decision seen by the client, per round
     script_ms: dict[int, list[float]]  # size -> ms per decision inside the Lua script, per round
+    # size -> µs per probe of bare HMGETs of a decision's fields (capacity.lookup_cost), per round
+    lookup_us: dict[int, list[float]] = field(default_factory=dict)
     fill_s: float = 0.0  # fingerprinting and deciding the fill, overlapped
     deleted: int = 0
 
@@ -591,6 +594,15 @@ class IndexGrowth:
     def script_ratio(self) -> float | None:
         """The same ratio from the server's time in the script, when capacity.py reports it."""
         ratios = self._ratios(self.script_ms[self.small], self.script_ms[self.large])
+        return statistics.median(ratios) if ratios else None
+
+    @property
+    def lookup_ratio(self) -> float | None:
+        """The baseline: the same ratio for bare lookups of a decision's fields in the two
+        indexes' hashes, which is what this Redis's memory charges any hash index for growing.
+        """
+        small, large = self.lookup_us.get(self.small, []), self.lookup_us.get(self.large, [])
+        ratios = self._ratios(small, large)
         return statistics.median(ratios) if ratios else None
 
 
@@ -684,6 +696,16 @@ async def measure_index_growth(
                 probes: list[Prepared] = capacity.prepare_range(
                     pool, first, first + probe, GROWTH_WORDS
                 )
+                # Looked up in both indexes and decided in neither (capacity.lookup_cost).
+                bare = capacity.prepare_range(
+                    pool,
+                    BARE_PROBE_BASE + round_ * probe,
+                    BARE_PROBE_BASE + (round_ + 1) * probe,
+                    GROWTH_WORDS,
+                )
+                for size in (small, large) if round_ % 2 == 0 else (large, small):
+                    lookup_us = await capacity.lookup_cost(stores[size], bare)
+                    growth.lookup_us.setdefault(size, []).append(float(lookup_us))
                 for size in (small, large) if round_ % 2 == 0 else (large, small):
                     wall_ms, script_ms = await _decision_cost(capacity, stores[size], probes)
                     growth.costs_ms[size].append(wall_ms)
@@ -1365,6 +1387,17 @@ def report_ratios(config: Config, results: Results) -> None:
                     "server-side EVALSHA time; counts other clients' scripts on a shared Redis",
                 )
             )
+        if growth.lookup_ratio is not None:
+            print(
+                _row(
+                    "  baseline: bare lookups, same hashes",
+                    f"{growth.lookup_ratio:.3f}x",
+                    "server-side HMGET time for a decision's fields in the two indexes' hashes, "
+                    "no index logic: what this Redis's memory charges any hash index for 10x "
+                    f"the entries; the decision grows {growth.ratio / growth.lookup_ratio:.2f}x "
+                    "of that",
+                )
+            )
 
 
 def report_cpu(results: Results) -> None:
@@ -1479,7 +1512,7 @@ def targets(results: Results) -> list[Target]:
             "x",
             f"{growth.cost_ms(growth.large):.3f} vs {growth.cost_ms(growth.small):.3f} ms "
             "(medians; the ratio pairs the rounds; 90% interval "
-            f"{low:.3f}-{high:.3f}x)"
+            f"{low:.3f}-{high:.3f}x; bare lookups {growth.lookup_ratio or math.nan:.3f}x)"
             if growth and measured
             else "skipped (--skip-index-growth) or failed (see above)",
         )
