@@ -500,11 +500,11 @@ def _extracted(article: ArticleIn) -> tuple[list[str], str | None] | None:
     """trafilatura's lines of the page and the page's title, or None when it found nothing."""
     # The service's own call, options and all: extract_html answers the cleaned paragraphs
     # only, and the view needs the lines they were cleaned from, in order.
-    from .clean.html import _extract
+    from .clean.html import extract_page
     from .errors import RejectedContent
 
     try:
-        page = _extract(article.html or "", article.url, date=False)  # the view shows no date
+        page = extract_page(article.html or "", article.url, date=False)  # the view shows no date
     except RejectedContent:
         return None
     if page is None or not page.text.strip():
@@ -520,15 +520,15 @@ def _when_rejected(article: ArticleIn, extracted: tuple[list[str], str | None] |
     RejectedContent carries the reason only, so the layers run again as clean_text and
     extract_html run them, this time keeping their answer.
     """
-    from .clean.text import _clean_lines, clean_paragraphs, split_lines
+    from .clean.text import clean_lines, clean_paragraphs, split_lines
 
     title = (normalise_line(article.title) or None) if article.title else None
     if article.html is None:
         lines = split_lines(article.text or "")
-        # clean_text's own assembly; the slice takes the answer's first three parts whatever
-        # else the private helper comes to return.
-        found, kept, removed = _clean_lines(lines, title, infer=True, features=True)[:3]
-        return Cleaned(title=found, paragraphs=tuple(kept), removed=tuple(removed))
+        cleaned = clean_lines(lines, title, infer=True, features=True)
+        return Cleaned(
+            title=cleaned.title, paragraphs=tuple(cleaned.kept), removed=tuple(cleaned.removed)
+        )
     if extracted is None:
         return Cleaned(title=title, paragraphs=())
     lines, page_title = extracted

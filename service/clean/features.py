@@ -75,7 +75,7 @@ _MAX_LIST_ITEM_WORDS = 4
 @lru_cache(maxsize=4096)
 def words(line: str) -> tuple[str, ...]:
     """The casefolded letter runs of ``line``; digits and punctuation split them."""
-    # Cached: the fixed-point passes of text._clean_lines ask again for the same lines.
+    # Cached: the fixed-point passes of text.clean_lines ask again for the same lines.
     return tuple(_WORD.findall(line.casefold()))
 
 
@@ -133,7 +133,7 @@ def _weighted_length(line: str) -> int:
     return len(line) + (CJK_WEIGHT - 1) * _cjk_count(line)
 
 
-# The fixed-point passes of text._clean_lines classify the same lines again, so features are
+# The fixed-point passes of text.clean_lines classify the same lines again, so features are
 # kept for the last lines seen. Only for lines up to this length: a worker lives for days, and
 # the cache must stay small whatever lines clients send (1024 x 4096 characters at most).
 _CACHED_LINE_CHARS = 4096

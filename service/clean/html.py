@@ -22,20 +22,23 @@ from service.clean.metadata import page_metadata
 from service.clean.text import clean_paragraphs, normalise_line
 from service.errors import RejectedContent
 
-__all__ = ["extract_html"]
+__all__ = ["Page", "extract_html", "extract_page"]
 
 # Metadata fields kept in ``Cleaned.extra`` when trafilatura finds them.
 _EXTRA_FIELDS = ("description", "url", "hostname", "categories", "tags")
 
 
 @dataclass(frozen=True, slots=True)
-class _Page:
+class Page:
+    """trafilatura's answer for a page, before the text rules: one paragraph per line."""
+
     text: str
     metadata: Document
 
 
-def _extract(raw: str, url: str | None, *, date: bool) -> _Page | None:
-    """The main text and the metadata of ``raw``, or None when it holds no main text."""
+def extract_page(raw: str, url: str | None, *, date: bool) -> Page | None:
+    """The main text and the metadata of ``raw``, or None when it holds no main text: the
+    service's trafilatura call, options and all. ``date``: look for the publication date."""
     try:
         tree = load_html(raw)
         if tree is None:
@@ -72,7 +75,7 @@ def _extract(raw: str, url: str | None, *, date: bool) -> _Page | None:
     # Without output_format="python" it would be a dict; the default is the Document.
     if not isinstance(document, Document):
         return None
-    return _Page(document.text or "", metadata)
+    return Page(document.text or "", metadata)
 
 
 def _text(value: object) -> str | None:
@@ -94,7 +97,7 @@ def extract_html(
 ) -> Cleaned:
     """Extract and clean the article in ``raw``; the client's ``title`` wins over the page's.
     ``date``: look for the page's publication date (False when the client sent it)."""
-    page = _extract(raw, url, date=date)
+    page = extract_page(raw, url, date=date)
     if page is None or not page.text.strip():
         raise RejectedContent(
             "no_article_text", "no article text could be extracted from the HTML", field="html"

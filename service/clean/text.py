@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from service.clean import Cleaned, Removed
 from service.clean.features import ENDS, MAY_END, detect_language, features_layer
@@ -40,6 +41,8 @@ from service.clean.learned import segment_key
 from service.errors import RejectedContent
 
 __all__ = [
+    "CleanedLines",
+    "clean_lines",
     "clean_paragraphs",
     "clean_text",
     "document_layer",
@@ -1126,9 +1129,22 @@ def document_layer(
 # --- 6. assembly ----------------------------------------------------------------------------
 
 
-def _clean_lines(
+class CleanedLines(NamedTuple):
+    """What the layers make of a document's lines (clean_lines)."""
+
+    title: str | None  # the client's, or the headline inferred from the first lines
+    kept: list[str]
+    removed: list[Removed]  # each layer's removals in turn, each in document order
+    next_title: str | None  # the headline under an inferred title that may be a tagline
+
+
+def clean_lines(
     lines: Sequence[str], title: str | None, *, infer: bool, features: bool
-) -> tuple[str | None, list[str], list[Removed], str | None]:
+) -> CleanedLines:
+    """The layers over ``lines``, whatever they leave: clean_text and clean_paragraphs are
+    this plus their checks. ``infer``: take a headline from the first lines when ``title`` is
+    None; ``features``: run the features and top-label layers (raw text, not extractor output).
+    """
     after_rules, removed = rules_layer(lines)
     kept = after_rules
     inferred = False
@@ -1155,7 +1171,7 @@ def _clean_lines(
         labels += more_labels
         changed = bool(more or more_labels)
     next_title = _next_title(below_title, kept, dropped) if inferred else None
-    return title, kept, removed + repeats + dropped + labels, next_title
+    return CleanedLines(title, kept, removed + repeats + dropped + labels, next_title)
 
 
 # What the features layer drops for being short or alone, a headline can be; never a menu.
@@ -1267,8 +1283,8 @@ def clean_paragraphs(
 ) -> tuple[list[str], list[Removed]]:
     """Run the rules and in-document layers over body paragraphs (for extractor output)."""
     lines = [line for paragraph in paragraphs for line in split_lines(paragraph)]
-    _, kept, removed, _ = _clean_lines(lines, _normalise_title(title), infer=False, features=False)
-    return kept, removed
+    cleaned = clean_lines(lines, _normalise_title(title), infer=False, features=False)
+    return cleaned.kept, cleaned.removed
 
 
 def _normalise_title(title: str | None) -> str | None:
@@ -1284,7 +1300,7 @@ def clean_text(raw: str, title: str | None = None) -> Cleaned:
     lines = split_lines(raw)
     if not lines:
         raise RejectedContent("empty_text", "the text is empty or only whitespace", field="text")
-    clean_title, paragraphs, removed, next_title = _clean_lines(
+    clean_title, paragraphs, removed, next_title = clean_lines(
         lines, _normalise_title(title), infer=True, features=True
     )
     if not paragraphs:
