@@ -186,6 +186,17 @@ class ArticlePayload(BaseModel):
     language: str | None
     author: str | None = None
     sitename: str | None = None
+    description: str | None = Field(
+        None, description="The page's own summary, from its meta tags (HTML only)."
+    )
+    categories: list[str] = Field(
+        default_factory=list,
+        description="Sections the page files itself under, from its metadata (HTML only).",
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        description="The page's tags and keywords, from its metadata (HTML only).",
+    )
     word_count: int
     content_hash: str = Field(description="sha256 of the normalised body, hex.")
     removed_counts: dict[str, int] = Field(

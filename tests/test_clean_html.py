@@ -186,9 +186,57 @@ def test_page_metadata_matches_trafilatura_on_corpus_pages() -> None:
         theirs = extract_metadata(load_html(raw), url)
         for field in ("title", "author", "url", "hostname", "sitename", "description"):
             assert getattr(ours, field) == getattr(theirs, field), (url, field)
+        # trafilatura scrapes the page's links for the terms its metadata lacks; events carry
+        # the metadata's only, which must be trafilatura's where there are any.
+        for field in ("categories", "tags"):
+            if getattr(ours, field):
+                assert getattr(ours, field) == getattr(theirs, field), (url, field)
         same_date += ours.date == theirs.date
     # The fast date search disagrees with the extensive one on about 1% of pages.
     assert same_date >= len(pages) - 2
+
+
+def _page_with_metadata(description: str, keywords: str) -> str:
+    section = json.dumps(
+        {"@context": "https://schema.org", "@type": "NewsArticle", "articleSection": ["Politics"]}
+    )
+    return ARTICLE.replace(
+        "<title>",
+        f'<meta name="description" content="{description}">'
+        '<meta property="article:tag" content="Budget">'
+        '<meta property="article:tag" content="budget">'
+        f'<meta name="keywords" content="{keywords}">'
+        f'<script type="application/ld+json">{section}</script><title>',
+    )
+
+
+def test_page_description_categories_and_tags_are_kept() -> None:
+    cleaned = extract_html(
+        _page_with_metadata("  The council   passed the budget. ", "roads; schools, Budget, ")
+    )
+    assert cleaned.description == "The council passed the budget."
+    assert cleaned.categories == ("Politics",)
+    # One term per meta tag or keyword, split on commas and semicolons, the first spelling of
+    # a term kept whatever its case.
+    assert cleaned.tags == ("Budget", "roads", "schools")
+    assert list(cleaned.paragraphs)[0] == BODY[0]
+
+
+def test_page_metadata_an_event_carries_is_bounded() -> None:
+    from service.clean.html import MAX_DESCRIPTION_CHARS, MAX_TERM_CHARS, MAX_TERMS
+
+    keywords = ",".join([f"term{i}" for i in range(200)] + ["x" * (MAX_TERM_CHARS + 1)])
+    cleaned = extract_html(_page_with_metadata("word " * 500, keywords))
+    assert cleaned.description is not None
+    assert len(cleaned.description) <= MAX_DESCRIPTION_CHARS
+    assert cleaned.description.endswith("word")  # cut between words
+    assert len(cleaned.tags) == MAX_TERMS
+    assert cleaned.tags[:3] == ("Budget", "term0", "term1")
+
+
+def test_a_page_without_metadata_has_none() -> None:
+    cleaned = extract_html(ARTICLE)
+    assert (cleaned.description, cleaned.categories, cleaned.tags) == (None, (), ())
 
 
 def test_date_found_only_in_the_text_is_still_found() -> None:

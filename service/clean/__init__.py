@@ -8,7 +8,7 @@ Everything in this package is pure and synchronous: it runs in the worker proces
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,10 @@ class Cleaned:
     # If the inferred title turns out to be a site's tagline (the learned layer knows), this
     # is the headline.
     next_title: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    # From the page's meta tags and JSON-LD (HTML only).
+    description: str | None = None
+    categories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:

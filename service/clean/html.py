@@ -24,8 +24,11 @@ from service.errors import RejectedContent
 
 __all__ = ["Page", "extract_html", "extract_page"]
 
-# Metadata fields kept in ``Cleaned.extra`` when trafilatura finds them.
-_EXTRA_FIELDS = ("description", "url", "hostname", "categories", "tags")
+# Bounds on what a page's metadata adds to an event: a page may stuff its keywords tag with
+# hundreds of terms, or its description with the whole article.
+MAX_TERMS = 30
+MAX_TERM_CHARS = 100
+MAX_DESCRIPTION_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +90,34 @@ def _text(value: object) -> str | None:
     return normalise_line(value) or None
 
 
-def _extra(document: Document) -> dict[str, str]:
-    found = {name: _text(getattr(document, name, None)) for name in _EXTRA_FIELDS}
-    return {name: value for name, value in found.items() if value}
+def _terms(value: object) -> tuple[str, ...]:
+    """Categories or tags as a list of distinct terms, in the page's order.
+
+    trafilatura answers a list with an entry per meta tag, and a keywords tag is one entry
+    of comma-separated terms: both are split, and a term told apart from an earlier one only
+    by case is the same term.
+    """
+    entries = value if isinstance(value, list | tuple) else [value]
+    found: dict[str, str] = {}
+    for entry in entries:
+        if not isinstance(entry, str):
+            continue
+        for part in entry.replace(";", ",").split(","):
+            term = normalise_line(part)
+            if term and len(term) <= MAX_TERM_CHARS:
+                found.setdefault(term.casefold(), term)
+            if len(found) == MAX_TERMS:
+                return tuple(found.values())
+    return tuple(found.values())
+
+
+def _description(value: object) -> str | None:
+    """The page's description, cut at a word before MAX_DESCRIPTION_CHARS when longer."""
+    text = _text(value)
+    if text is None or len(text) <= MAX_DESCRIPTION_CHARS:
+        return text
+    cut = text[: MAX_DESCRIPTION_CHARS + 1].rsplit(" ", 1)[0]
+    return cut if 0 < len(cut) <= MAX_DESCRIPTION_CHARS else text[:MAX_DESCRIPTION_CHARS]
 
 
 def extract_html(
@@ -121,5 +149,7 @@ def extract_html(
         published_at=_text(document.date),
         sitename=_text(document.sitename),
         language=_text(document.language),
-        extra=_extra(document),
+        description=_description(document.description),
+        categories=_terms(document.categories),
+        tags=_terms(document.tags),
     )
