@@ -9,7 +9,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -83,6 +83,22 @@ async def redis_client(redis_url: str, prefix: str) -> AsyncIterator[aioredis.Re
     client = aioredis.Redis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+# redis-py types a reply for either decode_responses setting (bytes | str); redis_client leaves
+# it off, so what it reads back is bytes. These two say so once for the tests that inspect it.
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+async def stream_entries(client: aioredis.Redis, stream: str) -> StreamEntries:
+    """XRANGE of a whole stream, as read by redis_client (ids and fields in bytes)."""
+    return cast(StreamEntries, await client.xrange(stream))
+
+
+def decoded(reply: object) -> str:
+    """A bulk string read by redis_client, as text."""
+    assert isinstance(reply, bytes), reply
+    return reply.decode()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from service.keys import Keys
 from service.models import ArticleEvent, Decision, DuplicateEvent, parse_event
 from service.settings import Settings
 
-from .conftest import free_port
+from .conftest import free_port, stream_entries
 from .factories import seed_records, seed_text, story, vocabulary
 
 Client = TestClient[Any, Any]
@@ -24,7 +24,7 @@ Client = TestClient[Any, Any]
 
 async def events(redis_client: aioredis.Redis, stream: str) -> list[tuple[str, Any]]:
     """(type, parsed event) of every entry of a stream."""
-    entries = await redis_client.xrange(stream)
+    entries = await stream_entries(redis_client, stream)
     return [
         (fields[b"type"].decode(), parse_event(fields[b"type"].decode(), fields[b"data"]))
         for _id, fields in entries
@@ -110,6 +110,30 @@ async def test_created_event_carries_the_cleaned_article(
     assert "Federal Judge William Orrick" in event.article.text
     assert event.article.word_count > 300
     assert event.article.removed_counts
+
+
+async def test_an_html_article_event_carries_the_page_metadata(
+    client: Client, redis_client: aioredis.Redis, prefix: str
+) -> None:
+    body = story(random.Random(11), vocabulary(), paragraphs=4, length=40)
+    paragraphs = "".join(f"<p>{paragraph}</p>" for paragraph in body.split("\n\n"))
+    page = (
+        "<html><head><title>Harbour reopens | Example Gazette</title>"
+        '<meta property="og:site_name" content="Example Gazette">'
+        '<meta name="description" content="The harbour reopened after repairs.">'
+        '<meta name="keywords" content="harbour, shipping; Harbour">'
+        f"</head><body><article><h1>Harbour reopens</h1>{paragraphs}</article></body></html>"
+    )
+    status, body = await post(client, {"id": "page-1", "html": page, "source": "gazette"})
+    assert status == 201, body
+    ((_, event),) = await events(redis_client, Keys(prefix).articles_stream)
+    assert isinstance(event, ArticleEvent)
+    assert event.article.sitename == "Example Gazette"
+    assert event.article.description == "The harbour reopened after repairs."
+    assert event.article.tags == ["harbour", "shipping"]
+    assert event.article.categories == []
+    resp = await client.get("/v1/articles/page-1")
+    assert (await resp.json())["article"]["tags"] == ["harbour", "shipping"]
 
 
 # --- dry run and GET ------------------------------------------------------------------------

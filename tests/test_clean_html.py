@@ -219,7 +219,7 @@ def test_page_description_categories_and_tags_are_kept() -> None:
     # One term per meta tag or keyword, split on commas and semicolons, the first spelling of
     # a term kept whatever its case.
     assert cleaned.tags == ("Budget", "roads", "schools")
-    assert list(cleaned.paragraphs)[0] == BODY[0]
+    assert cleaned.paragraphs[0] == BODY[0]
 
 
 def test_page_metadata_an_event_carries_is_bounded() -> None:

@@ -12,6 +12,8 @@ import redis.asyncio as aioredis
 from service.consume import Entry, StreamConsumer
 from service.models import ArticleEvent, ArticlePayload, DuplicateEvent, EventDecision
 
+from .conftest import decoded, stream_entries
+
 GROUP = "indexer"
 IDLE_MS = 50
 IDLE_S = IDLE_MS / 1000 + 0.02  # a little longer than min_idle_ms, so the entry counts as idle
@@ -62,7 +64,7 @@ async def pending_count(client: aioredis.Redis, stream: str, group: str = GROUP)
 
 async def pending_owners(client: aioredis.Redis, stream: str) -> dict[str, str]:
     rows = await client.xpending_range(stream, GROUP, min="-", max="+", count=100)
-    return {row["message_id"].decode(): row["consumer"].decode() for row in rows}
+    return {decoded(row["message_id"]): decoded(row["consumer"]) for row in rows}
 
 
 async def group_names(client: aioredis.Redis, stream: str) -> list[str]:
@@ -123,7 +125,11 @@ async def test_read_handle_ack(
 ) -> None:
     consumer = make_consumer()
     await consumer.ensure_group()
-    events = [article_event("a-1"), duplicate_event("d-1", of="a-1"), article_event("a-2")]
+    events: list[ArticleEvent | DuplicateEvent] = [
+        article_event("a-1"),
+        duplicate_event("d-1", of="a-1"),
+        article_event("a-2"),
+    ]
     ids = [await add(redis_client, stream, e) for e in events]
 
     entries = await consumer.read(block=False)
@@ -215,7 +221,7 @@ async def test_failing_entry_is_retried_then_dead_lettered(
     assert await consumer.deliveries(poison_id) == 0
 
     assert consumer.dead_letter_stream == f"{stream}:dead:{GROUP}"
-    (dead,) = await redis_client.xrange(consumer.dead_letter_stream)
+    (dead,) = await stream_entries(redis_client, consumer.dead_letter_stream)
     fields = {k.decode(): v.decode() for k, v in dead[1].items()}
     assert fields["error"] == "RuntimeError: downstream rejected it"
     assert fields["source_id"] == poison_id
@@ -242,7 +248,7 @@ async def test_max_deliveries_one_dead_letters_on_first_failure(
     (entry,) = await consumer.read(block=False)
     assert await consumer.handle(entry, fails) is False
     assert await pending_count(redis_client, stream) == 0
-    (dead,) = await redis_client.xrange(f"{stream}:parked")
+    (dead,) = await stream_entries(redis_client, f"{stream}:parked")
     assert dead[1][b"source_id"].decode() == entry_id
     assert dead[1][b"error"].decode().startswith("ValueError: xxx")
     assert len(dead[1][b"error"]) == 2000  # the reason is bounded
@@ -314,7 +320,11 @@ async def test_run_stops_when_the_event_is_set(
     redis_client: aioredis.Redis, stream: str, make_consumer: MakeConsumer
 ) -> None:
     consumer = make_consumer(block_ms=100)
-    events = [article_event("a-1"), duplicate_event("d-1"), article_event("a-2")]
+    events: list[ArticleEvent | DuplicateEvent] = [
+        article_event("a-1"),
+        duplicate_event("d-1"),
+        article_event("a-2"),
+    ]
     handled: list[Any] = []
     all_handled = asyncio.Event()
 

@@ -30,6 +30,7 @@ from aiohttp.test_utils import TestClient
 from service.keys import Keys
 from service.prepare import MAX_ITEM_DEPTH
 
+from .conftest import stream_entries
 from .factories import seed_text
 
 Client = TestClient[Any, Any]
@@ -564,7 +565,7 @@ async def test_id_with_colons_works_end_to_end(
     assert (await resp.json())["decision"]["id"] == "a:b:c"
     keys = Keys(prefix)
     assert await redis_client.exists(keys.article("a:b:c")) == 1
-    ((_, entry),) = await redis_client.xrange(keys.articles_stream)
+    ((_, entry),) = await stream_entries(redis_client, keys.articles_stream)
     assert entry[b"id"] == b"a:b:c"
     # No key outside the prefix carries the id, none starts with it.
     assert not [k async for k in redis_client.scan_iter(match="a:b:c*")]

@@ -16,7 +16,7 @@ from service.keys import Keys
 from service.models import DuplicateEvent, Params, Prepared, parse_event
 from service.prepare import prepared_from_body
 
-from .conftest import free_port
+from .conftest import free_port, stream_entries
 from .factories import near_copy, story, vocabulary
 
 PARAMS = Params()
@@ -86,7 +86,7 @@ async def test_exact_near_and_unique(
     assert {d.duplicate_of for d in decisions[1:3]} == {"a"}
     keys = store.keys
     assert await redis_client.xlen(keys.articles_stream) == 2
-    entries = await redis_client.xrange(keys.duplicates_stream)
+    entries = await stream_entries(redis_client, keys.duplicates_stream)
     assert len(entries) == 2
     event = parse_event("article.duplicate", entries[1][1][b"data"])
     assert isinstance(event, DuplicateEvent)
@@ -134,7 +134,7 @@ async def test_replay_and_revision(
     (revised,) = await store.decide_many([prepared("x", b)], dry_run=False)
     assert (revised.status, revised.relation, revised.duplicate_of) == ("updated", "revision", "x")
     assert revised.event_id != first.event_id
-    entries = await redis_client.xrange(store.keys.articles_stream)
+    entries = await stream_entries(redis_client, store.keys.articles_stream)
     assert [e[1][b"type"] for e in entries] == [b"article.created", b"article.updated"]
     stored = await store.get_article("x")
     assert stored is not None
@@ -199,7 +199,7 @@ async def test_excerpt_is_a_duplicate_of_its_story(
         assert decision.containment >= 0.8
         assert decision.similarity is not None
         assert decision.similarity < 0.8
-    entries = await redis_client.xrange(store.keys.duplicates_stream)
+    entries = await stream_entries(redis_client, store.keys.duplicates_stream)
     events = [parse_event(e[b"type"].decode(), e[b"data"]) for _, e in entries]
     assert [(e.id, e.relation) for e in events if isinstance(e, DuplicateEvent)] == [
         ("teaser", "excerpt"),
@@ -225,7 +225,7 @@ async def test_superset_is_published_as_an_update_of_its_story(
     )
     assert bigger.containment is not None
     assert bigger.containment >= 0.8
-    entries = await redis_client.xrange(store.keys.articles_stream)
+    entries = await stream_entries(redis_client, store.keys.articles_stream)
     assert [(e[b"type"], e[b"id"]) for _, e in entries] == [
         (b"article.created", b"story"),
         (b"article.updated", b"extended"),

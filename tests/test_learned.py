@@ -27,6 +27,7 @@ from service.models import ArticleIn, ArticlePayload, ItemError, Params, Prepare
 from service.pool import WorkerPool
 from service.state import PIPELINE
 
+from .conftest import decoded
 from .factories import story, vocabulary
 
 Client = TestClient[Any, Any]
@@ -172,7 +173,7 @@ async def test_a_new_template_is_learned_and_stock_sentences_are_not(
     assert new_header not in text
     assert stock in text
     learned_key = Keys(prefix).learned(source_digest("courier"))
-    members = {m.decode() for m in await redis_client.zrange(learned_key, 0, -1)}
+    members = {decoded(m) for m in await redis_client.zrange(learned_key, 0, -1)}
     assert digest(new_header) in members
     assert digest(stock) not in members
 
@@ -281,12 +282,12 @@ def test_a_worker_keeps_the_set_it_was_sent_for_the_next_articles(
     assert isinstance(hinted, Prepared)
     assert hinted.learned_version == template.version
     # Bounded by digests: past the bound the process starts afresh.
-    kept = LearnedCache(5)
-    kept.put("a", template)
-    kept.put("a", template)
-    assert (list(kept.sets), kept.digests) == (["a"], 3)
-    kept.put("b", template)
-    assert (list(kept.sets), kept.digests) == (["b"], 3)
+    cache = LearnedCache(5)
+    cache.put("a", template)
+    cache.put("a", template)
+    assert (list(cache.sets), cache.digests) == (["a"], 3)
+    cache.put("b", template)
+    assert (list(cache.sets), cache.digests) == (["b"], 3)
 
 
 def _count_trips(monkeypatch: pytest.MonkeyPatch, pool: WorkerPool) -> Counter[str]:
