@@ -115,8 +115,8 @@ async def test_created_event_carries_the_cleaned_article(
 async def test_an_html_article_event_carries_the_page_metadata(
     client: Client, redis_client: aioredis.Redis, prefix: str
 ) -> None:
-    body = story(random.Random(11), vocabulary(), paragraphs=4, length=40)
-    paragraphs = "".join(f"<p>{paragraph}</p>" for paragraph in body.split("\n\n"))
+    text = story(random.Random(11), vocabulary(), paragraphs=4, length=40)
+    paragraphs = "".join(f"<p>{paragraph}</p>" for paragraph in text.split("\n\n"))
     page = (
         "<html><head><title>Harbour reopens | Example Gazette</title>"
         '<meta property="og:site_name" content="Example Gazette">'
