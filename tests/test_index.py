@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
 
+from service.clean.learned import digest
 from service.errors import IndexMismatch, StoreUnavailable
 from service.fingerprint import index_meta
-from service.index import Store, _pack_binary, connect
+from service.index import LearnParams, Store, _pack_binary, connect
 from service.keys import Keys
 from service.models import DuplicateEvent, Params, Prepared, parse_event
 from service.prepare import prepared_from_body
@@ -437,6 +439,62 @@ async def test_lookups_read_the_earlier_epochs_of_the_window(
     assert await _server_ms(redis_client) < indexed_at + 1900, "too slow to test: the window passed"
     (later,) = await store.decide_many([prepared("later", near_copy(other, rng))], dry_run=False)
     assert (later.relation, later.duplicate_of) == ("near_duplicate", "other")
+
+
+async def test_an_epoch_hash_past_every_lookup_is_unlinked_not_left_to_expire(
+    make_store: MakeStore, redis_client: aioredis.Redis
+) -> None:
+    """Expiring, a hash of millions of fields is freed on Redis's main thread (1.7 s for 4M
+    fields on Redis 7); the decision that starts an epoch's hash unlinks the one three epochs
+    back instead, and its TTL, an epoch later, is only the backstop."""
+    store = make_store(window_s=2)  # epochs of 1 s
+    epoch_ms = 1000
+    ns = store.keys.ns
+    now = await _server_ms(redis_client)
+    await _sleep_until_ms(redis_client, (now // epoch_ms + 1) * epoch_ms + 20)
+    first = (await _server_ms(redis_client)) // epoch_ms
+    await store.decide_many([prepared("old", _long_story(33))], dry_run=False)
+    old_keys = [f"{ns}{kind}:{first}" for kind in ("lsh", "anc")]
+    for key in old_keys:
+        assert await redis_client.pexpiretime(key) == (first + 4) * epoch_ms
+    await _sleep_until_ms(redis_client, (first + 3) * epoch_ms + 20)
+    assert await redis_client.exists(*old_keys) == 2, "expired before the backstop"
+    await store.decide_many([prepared("new", _long_story(34))], dry_run=False)
+    assert await redis_client.exists(*old_keys) == 0
+    assert await redis_client.exists(f"{ns}lsh:{first + 3}", f"{ns}anc:{first + 3}") == 2
+
+
+async def test_a_source_epoch_hash_past_every_read_is_unlinked(
+    redis_url: str, prefix: str, redis_client: aioredis.Redis
+) -> None:
+    store = Store(
+        connect(redis_url, timeout_s=1.0),
+        Keys(prefix),
+        threshold=THRESHOLD,
+        window_s=3600,
+        stream_maxlen=10_000,
+        meta=index_meta(num_perm=NUM_PERM, shingle_size=SHINGLE, threshold=THRESHOLD),
+        learn=LearnParams(window_s=2),  # epochs of 1 s
+    )
+    try:
+        epoch_ms = 1000
+        now = await _server_ms(redis_client)
+        await _sleep_until_ms(redis_client, (now // epoch_ms + 1) * epoch_ms + 20)
+        first = (await _server_ms(redis_client)) // epoch_ms
+        # Segments travel with what the cleaner made (prepared_from_body makes none).
+        template = tuple(digest(line) for line in ("Subscribe to the Courier", "Share this"))
+        one = replace(prepared("one", _long_story(35), source="courier"), segments=template)
+        two = replace(prepared("two", _long_story(36), source="courier"), segments=template)
+        await store.decide_and_learn([one], dry_run=False)
+        (old_key,) = [k async for k in redis_client.scan_iter(match=f"{store.keys.ns}seg:*")]
+        assert old_key.decode().endswith(f":{first}")
+        assert await redis_client.pexpiretime(old_key) == (first + 3) * epoch_ms
+        await _sleep_until_ms(redis_client, (first + 2) * epoch_ms + 20)
+        assert await redis_client.exists(old_key), "expired before the backstop"
+        await store.decide_and_learn([two], dry_run=False)
+        assert not await redis_client.exists(old_key)
+    finally:
+        await store.client.aclose()
 
 
 async def test_index_fields_are_binary_digests(

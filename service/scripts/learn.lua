@@ -49,7 +49,14 @@ local digests = {}
 for at = 1, #packed, width do digests[#digests + 1] = string.sub(packed, at, at + width - 1) end
 local cur = redis.call("HMGET", cur_key, unpack(digests))
 local prev = redis.call("HMGET", prev_key, unpack(digests))
-local room = max_fields - redis.call("HLEN", cur_key)
+local held = redis.call("HLEN", cur_key)
+if held == 0 then
+  -- This article starts the source's epoch hash: the one two epochs back is past every read.
+  -- Unlinked, it is freed in Redis's background thread; expiring, on the main thread (see
+  -- decide.lua). Its TTL, an epoch later, is the backstop for a source that went quiet.
+  redis.call("UNLINK", ns .. "seg:" .. sd .. ":" .. (epoch - 2))
+end
+local room = max_fields - held
 
 local updates, qualified, dropped = {}, {}, {}
 for i, d in ipairs(digests) do
@@ -77,7 +84,7 @@ end
 
 if #updates > 0 then
   redis.call("HSET", cur_key, unpack(updates))
-  redis.call("PEXPIREAT", cur_key, (epoch + 2) * epoch_ms)
+  redis.call("PEXPIREAT", cur_key, (epoch + 3) * epoch_ms)
 end
 local changed = 0
 if #qualified > 0 then changed = changed + redis.call("ZADD", learned_key, unpack(qualified)) end
