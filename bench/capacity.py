@@ -250,10 +250,7 @@ async def lookup_cost(store: Store, probes: list[Prepared]) -> float:
     A decision's cost beyond this is the index's own. Run on probes that are then never
     decided: looking up a probe's fields warms exactly the buckets its decision would read.
     """
-    epochs: dict[str, list[bytes]] = {"lsh": [], "anc": []}
-    for kind, keys in epochs.items():
-        async for key in store.client.scan_iter(match=f"{store.keys.ns}{kind}:*", count=1000):
-            keys.append(key)
+    epochs = await _epoch_hashes(store)
     before = await _command_usec(store, "hmget")
     async with store.client.pipeline(transaction=False) as pipe:
         for item in probes:
@@ -264,6 +261,20 @@ async def lookup_cost(store: Store, probes: list[Prepared]) -> float:
                 pipe.hmget(key, anchors)
         await pipe.execute()
     return (await _command_usec(store, "hmget") - before) / len(probes)
+
+
+async def _epoch_hashes(store: Store) -> dict[str, list[str]]:
+    """The epoch hashes a decision made now reads, by kind: decide.lua's arithmetic (epochs of
+    half the window, the current one and two back), those that exist. Named, not scanned for:
+    a SCAN of the whole keyspace before each measurement would sweep the caches it measures."""
+    seconds, micros = await store.client.time()
+    now_ms = seconds * 1000 + micros // 1000
+    epoch = now_ms // max(1, -(-store.window_ms // 2))
+    found: dict[str, list[str]] = {}
+    for kind in ("lsh", "anc"):
+        names = [f"{store.keys.ns}{kind}:{epoch - back}" for back in range(3)]
+        found[kind] = [name for name in names if await store.client.exists(name)]
+    return found
 
 
 async def _command_usec(store: Store, command: str) -> int:
