@@ -610,7 +610,8 @@ def _capacity() -> ModuleType:
     """bench/capacity.py, the sibling benchmark that fills an index through the decide step.
 
     Imported by name, not statically: only what it promises is used (make_prepared,
-    prepare_range, fill, and decision_cost answering a ``Cost`` with ``wall`` and ``script``).
+    prepare_range, fill, decision_cost answering a ``Cost`` with ``wall`` and ``script``, and
+    lookup_cost answering microseconds).
     """
     return importlib.import_module("capacity")
 
@@ -1393,9 +1394,9 @@ def report_ratios(config: Config, results: Results) -> None:
                     "  baseline: bare lookups, same hashes",
                     f"{growth.lookup_ratio:.3f}x",
                     "server-side HMGET time for a decision's fields in the two indexes' hashes, "
-                    "no index logic: what this Redis's memory charges any hash index for 10x "
-                    f"the entries; the decision grows {growth.ratio / growth.lookup_ratio:.2f}x "
-                    "of that",
+                    "no index logic: what this Redis's memory charges any hash index for "
+                    f"{growth.large / growth.small:.0f}x the entries; the decision grows "
+                    f"{growth.ratio / growth.lookup_ratio:.2f}x of that",
                 )
             )
 
