@@ -197,11 +197,12 @@ def rehashing(before: dict[str, int], after: dict[str, int]) -> tuple[str, ...]:
     )
 
 
-async def _script_usec(store: Store) -> tuple[int, int]:
-    """Calls that ran to the end and microseconds the server has spent in EVALSHA so far (all
-    clients). A call refused with NOSCRIPT counts as failed, and its batch is sent again."""
+async def _command_stats(store: Store, command: str) -> tuple[int, int]:
+    """Calls of ``command`` that ran to the end and microseconds the server has spent in it so
+    far (all clients). A script call refused with NOSCRIPT counts as failed, and its batch is
+    sent again."""
     stats = await store.client.info("commandstats")
-    entry = stats.get("cmdstat_evalsha", {"calls": 0, "usec": 0})
+    entry = stats.get(f"cmdstat_{command}", {"calls": 0, "usec": 0})
     return int(entry["calls"]) - int(entry.get("failed_calls", 0)), int(entry["usec"])
 
 
@@ -220,11 +221,11 @@ async def decision_cost(store: Store, probes: list[Prepared]) -> Cost:
     count every client's work: ``foreign_calls`` says whether another client ran scripts.
     """
     cpu_before = await _server_cpu_s(store)
-    calls_before, usec_before = await _script_usec(store)
+    calls_before, usec_before = await _command_stats(store, "evalsha")
     started = time.perf_counter()
     await fill(store, probes)
     elapsed = (time.perf_counter() - started) * 1000 / len(probes)
-    calls_after, usec_after = await _script_usec(store)
+    calls_after, usec_after = await _command_stats(store, "evalsha")
     cpu_after = await _server_cpu_s(store)
     calls = calls_after - calls_before
     return Cost(
@@ -251,7 +252,7 @@ async def lookup_cost(store: Store, probes: list[Prepared]) -> float:
     decided: looking up a probe's fields warms exactly the buckets its decision would read.
     """
     epochs = await _epoch_hashes(store)
-    before = await _command_usec(store, "hmget")
+    _, before = await _command_stats(store, "hmget")
     async with store.client.pipeline(transaction=False) as pipe:
         for item in probes:
             bands, anchors = index_fields(item)
@@ -260,7 +261,8 @@ async def lookup_cost(store: Store, probes: list[Prepared]) -> float:
             for key in epochs["anc"]:
                 pipe.hmget(key, anchors)
         await pipe.execute()
-    return (await _command_usec(store, "hmget") - before) / len(probes)
+    _, after = await _command_stats(store, "hmget")
+    return (after - before) / len(probes)
 
 
 async def _epoch_hashes(store: Store) -> dict[str, list[str]]:
@@ -275,11 +277,6 @@ async def _epoch_hashes(store: Store) -> dict[str, list[str]]:
         names = [f"{store.keys.ns}{kind}:{epoch - back}" for back in range(3)]
         found[kind] = [name for name in names if await store.client.exists(name)]
     return found
-
-
-async def _command_usec(store: Store, command: str) -> int:
-    stats = await store.client.info("commandstats")
-    return int(stats.get(f"cmdstat_{command}", {"usec": 0})["usec"])
 
 
 def median_interval(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import logging
 import re
@@ -210,11 +209,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
 
     async def settle(_app: web.Application) -> None:
-        # Started: what exists now (imports, the app, the Redis client) lives until shutdown.
-        # Exempt it from the cyclic collector: a full pass over it held the event loop for
-        # up to ~50 ms, every few thousand requests.
-        gc.collect()
-        gc.freeze()
+        # Started: imports, the app and the Redis client live until shutdown.
+        from .pool import freeze_heap
+
+        freeze_heap()
 
     app.on_startup.append(announce)
     app.on_startup.append(settle)

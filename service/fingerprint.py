@@ -95,14 +95,10 @@ def shingles(tokens: Sequence[str], size: int) -> set[bytes]:
     return {" ".join(tokens[i : i + size]).encode("utf-8") for i in range(len(tokens) - size + 1)}
 
 
-def _shingle_hash(data: bytes) -> int:
-    return fast.shingle_hash(data.decode("utf-8", "surrogatepass"))
-
-
 @cache
 def _template(num_perm: int) -> MinHash:
     # Permutation parameters depend only on (num_perm, seed); make them once per process.
-    return MinHash(num_perm=num_perm, seed=MINHASH_SEED, hashfunc=_shingle_hash, scheme="affine32")
+    return MinHash(num_perm=num_perm, seed=MINHASH_SEED, hashfunc=fast.hashfunc, scheme="affine32")
 
 
 def minhash(items: set[bytes], num_perm: int) -> MinHash:
@@ -110,7 +106,7 @@ def minhash(items: set[bytes], num_perm: int) -> MinHash:
     template = _template(num_perm)
     mh = MinHash(
         seed=MINHASH_SEED,
-        hashfunc=_shingle_hash,
+        hashfunc=fast.hashfunc,
         permutations=template.permutations,
         num_perm=num_perm,
         scheme="affine32",
@@ -132,7 +128,7 @@ def signature_from_bytes(data: bytes) -> MinHash:
     values = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     return MinHash(
         seed=MINHASH_SEED,
-        hashfunc=_shingle_hash,
+        hashfunc=fast.hashfunc,
         hashvalues=values,
         permutations=_template(len(values)).permutations,
         scheme="affine32",

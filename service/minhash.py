@@ -98,10 +98,11 @@ def shingle_hashes(items: Iterable[bytes]) -> U32Array:
     """:func:`shingle_hash` of each utf-8 item, in iteration order: the one-at-a-time way, as
     datasketch's ``hashfunc`` sees shingles (for tests and tools; the service hashes whole
     texts with the functions below)."""
-    return np.fromiter(map(_decoded_hash, items), dtype=np.uint32)
+    return np.fromiter(map(hashfunc, items), dtype=np.uint32)
 
 
-def _decoded_hash(item: bytes) -> int:
+def hashfunc(item: bytes) -> int:
+    """:func:`shingle_hash` of a utf-8 shingle: datasketch's ``hashfunc`` for these signatures."""
     return shingle_hash(item.decode("utf-8", "surrogatepass"))
 
 

@@ -583,7 +583,7 @@ def _worker_main(
     except BaseException as exc:
         _answer(conn, "init_failed", exc)
         return
-    _freeze_heap()
+    freeze_heap()
     try:
         conn.send(("ready", os.getpid()))
         while True:
@@ -609,12 +609,14 @@ def _worker_main(
         return  # the parent is gone or stopped listening: nothing left to answer
 
 
-def _freeze_heap() -> None:
-    """Exempt what imports and the warm-up made from the cyclic garbage collector.
+def freeze_heap() -> None:
+    """Exempt what exists now from the cyclic garbage collector: call once a process has
+    started (imports, warm-up, the app), since those objects live as long as it does.
 
-    Those objects live as long as the process, yet every full collection walks them all:
-    after warming the cleaning stack (trafilatura, dateparser's locales) ~160k objects, 60 to
-    150 ms on the 2-core machine, once every thousand or so tasks, while a task waits.
+    Every full collection would walk them all otherwise: in a worker, after warming the
+    cleaning stack (trafilatura, dateparser's locales), ~160k objects, 60 to 150 ms on the
+    2-core machine once every thousand or so tasks, while a task waits; in the service
+    process, up to ~50 ms of the event loop every few thousand requests.
     """
     gc.collect()
     gc.freeze()
